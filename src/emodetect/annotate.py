@@ -1,0 +1,86 @@
+"""Drawing results on images: a box and a "label score" caption per face."""
+
+from __future__ import annotations
+
+import zlib
+
+import cv2
+import numpy as np
+
+from emodetect.results import PipelineResult
+
+LABEL_COLORS_BGR = {
+    "happy": (60, 180, 75),
+    "sad": (200, 110, 30),
+    "angry": (40, 40, 220),
+    "disgust": (40, 140, 110),
+    "fear": (170, 60, 160),
+    "neutral": (160, 160, 160),
+    "surprise": (0, 200, 230),
+}
+
+
+def label_color(label: str) -> tuple[int, int, int]:
+    """Return the BGR colour for a label: a fixed one for the seven FER labels, a stable hashed one otherwise."""
+    if label in LABEL_COLORS_BGR:
+        return LABEL_COLORS_BGR[label]
+    digest = zlib.crc32(label.encode("utf-8"))
+    return (64 + digest % 160, 64 + (digest >> 8) % 160, 64 + (digest >> 16) % 160)
+
+
+def annotate(image: np.ndarray, result: PipelineResult, copy: bool = True) -> np.ndarray:
+    """Draw each face's box and "label score" caption.
+
+    Line width and text size follow the image size, so captions stay readable on large photos.
+
+    Args:
+        image: The BGR `uint8` image the result was computed on.
+        result: The pipeline's result for that image.
+        copy: Draw on a copy (default) instead of on `image` itself.
+
+    Returns:
+        The annotated BGR image.
+
+    Raises:
+        ValueError: The image's size differs from the result's `image_size`.
+
+    Example:
+        >>> import numpy as np
+        >>> from emodetect.results import PipelineResult
+        >>> result = PipelineResult([[10, 10, 60, 60]], [0.9], [[0.8, 0.2]], ("happy", "sad"), (100, 100))
+        >>> annotate(np.zeros((100, 100, 3), np.uint8), result).any()
+        True
+    """
+    if tuple(image.shape[:2]) != tuple(result.image_size):
+        raise ValueError(
+            f"The image is {image.shape[1]}x{image.shape[0]} but the result was computed on "
+            f"{result.image_size[1]}x{result.image_size[0]}; draw on the image that was processed."
+        )
+
+    canvas = image.copy() if copy else image
+    if canvas.ndim == 2:
+        canvas = cv2.cvtColor(canvas, cv2.COLOR_GRAY2BGR)
+
+    thickness = max(1, round(max(image.shape[:2]) / 400))
+    font_scale = max(0.4, max(image.shape[:2]) / 1200)
+    for box, label, confidence in zip(result.boxes, result.labels, result.confidences):
+        x1, y1, x2, y2 = (int(round(value)) for value in box)
+        color = label_color(label)
+        cv2.rectangle(canvas, (x1, y1), (x2, y2), color, thickness, cv2.LINE_AA)
+
+        caption = f"{label} {confidence:.2f}"
+        (text_width, text_height), baseline = cv2.getTextSize(caption, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness)
+        # Put the caption above the box, or inside its top edge when the box touches the image top.
+        top = y1 - text_height - baseline - 2 if y1 - text_height - baseline - 2 >= 0 else y1
+        cv2.rectangle(canvas, (x1, top), (x1 + text_width + 4, top + text_height + baseline + 2), color, cv2.FILLED)
+        cv2.putText(
+            canvas,
+            caption,
+            (x1 + 2, top + text_height + 1),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            font_scale,
+            (255, 255, 255),
+            thickness,
+            cv2.LINE_AA,
+        )
+    return canvas

@@ -1,0 +1,133 @@
+"""Classifiers backed by a Keras model saved with emodetect metadata, including the shipped models."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+
+from emodetect.classifiers.base import CLASSIFIERS, EmotionClassifier
+from emodetect.images import prepare_faces
+from emodetect.model_io import ModelMetadata, load_model
+
+logger = logging.getLogger(__name__)
+
+SHIPPED_MODELS = {
+    "happy-sad": "happy-sad.keras",
+}
+"""Registered name to file name of the models inside the package's `models/` folder."""
+
+
+def shipped_model_path(name: str) -> Path:
+    """Return the path of a model that ships inside the package.
+
+    Raises:
+        KeyError: `name` is not a shipped model.
+        FileNotFoundError: The package was installed without its model file.
+    """
+    if name not in SHIPPED_MODELS:
+        raise KeyError(f"No shipped model named {name!r}; shipped models: {sorted(SHIPPED_MODELS)}.")
+    path = Path(str(resources.files("emodetect") / "models" / SHIPPED_MODELS[name]))
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"The shipped model file '{path}' is missing from this installation. Reinstall emodetect "
+            f"(pip install --force-reinstall emodetect) or rebuild it with scripts/train_shipped_models.py {name}."
+        )
+    return path
+
+
+def outputs_to_probabilities(outputs: np.ndarray, metadata: ModelMetadata) -> np.ndarray:
+    """Turn raw model outputs into `(N, K)` probabilities in `metadata.class_names` order.
+
+    A `sigmoid` model's single output is the probability of the second class. The temperature divides the
+    log-probabilities, which equals dividing the logits, before the softmax is taken again.
+    """
+    outputs = np.asarray(outputs, dtype=np.float64)
+    if metadata.output == "sigmoid":
+        positive = outputs.reshape(-1)
+        probabilities = np.stack([1.0 - positive, positive], axis=1)
+    else:
+        probabilities = outputs
+
+    if metadata.temperature != 1.0 and len(probabilities):
+        logits = np.log(np.clip(probabilities, 1e-12, 1.0)) / metadata.temperature
+        logits -= logits.max(axis=1, keepdims=True)
+        exponentials = np.exp(logits)
+        probabilities = exponentials / exponentials.sum(axis=1, keepdims=True)
+    return probabilities.astype(np.float32)
+
+
+class KerasEmotionClassifier(EmotionClassifier):
+    """An `EmotionClassifier` that runs a Keras model on `prepare_faces` output.
+
+    The model is called directly inside a compiled `tf.function` instead of through `Model.predict`, whose
+    per-call overhead dominates the small batches of a video frame.
+
+    Args:
+        model: The Keras model; input `(None, H, W, C)` with 0-255 values, output per `metadata.output`.
+        metadata: Class names and preprocessing settings.
+        batch_size: Faces per model call; larger inputs are split.
+    """
+
+    def __init__(self, model: Any, metadata: ModelMetadata, batch_size: int = 64) -> None:
+        import tensorflow as tf
+
+        if batch_size < 1:
+            raise ValueError(f"Expected batch_size >= 1, received {batch_size}.")
+
+        self.model = model
+        self.metadata = metadata
+        self.class_names = tuple(metadata.class_names)
+        self.crop_margin = metadata.crop_margin
+        self.batch_size = batch_size
+        self._input_shape = tuple(int(size) for size in model.input_shape[1:])
+        self._forward = tf.function(
+            lambda batch: model(batch, training=False),
+            input_signature=[tf.TensorSpec((None, *self._input_shape), tf.float32)],
+            reduce_retracing=True,
+        )
+
+    @classmethod
+    def from_file(cls, path: Union[str, "os.PathLike[str]"], **kwargs: Any) -> "KerasEmotionClassifier":
+        """Load a `.keras` file saved by emodetect (`emodetect.model_io.save_model`).
+
+        Raises:
+            ModelFormatError: The file is not a `.keras` archive or lacks emodetect metadata.
+            FileNotFoundError: The file does not exist.
+        """
+        model, metadata = load_model(path)
+        logger.debug("Loaded classifier %s with classes %s", path, metadata.class_names)
+        return cls(model, metadata, **kwargs)
+
+    def predict_proba(self, faces: Sequence[np.ndarray]) -> np.ndarray:
+        """Classify face crops (BGR `(H, W, 3)` or greyscale `(H, W)` `uint8` arrays of any size).
+
+        Returns:
+            `float32` array of shape `(len(faces), len(class_names))`, rows summing to 1.
+        """
+        if len(faces) == 0:
+            return np.zeros((0, len(self.class_names)), dtype=np.float32)
+
+        batch = prepare_faces(faces, self.metadata.input_size, self.metadata.color_mode)
+        outputs = [
+            self._forward(batch[start : start + self.batch_size]).numpy()
+            for start in range(0, len(batch), self.batch_size)
+        ]
+        return outputs_to_probabilities(np.concatenate(outputs), self.metadata)
+
+
+def _register_shipped(name: str) -> None:
+    def load_shipped(**kwargs: Any) -> KerasEmotionClassifier:
+        return KerasEmotionClassifier.from_file(shipped_model_path(name), **kwargs)
+
+    load_shipped.__doc__ = f"The {name} model that ships with emodetect."
+    CLASSIFIERS.register(name)(load_shipped)
+
+
+for _name in SHIPPED_MODELS:
+    _register_shipped(_name)

@@ -1,0 +1,224 @@
+"""The `emodetect` command line.
+
+Every sub-command imports its heavy modules inside its handler, so `emodetect --help` starts fast.
+Exit codes: 0 success, 1 some inputs failed or a check failed, 2 invalid usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Optional
+
+logger = logging.getLogger("emodetect.cli")
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser of the `emodetect` command."""
+    parser = argparse.ArgumentParser(
+        prog="emodetect",
+        description="Find faces in images and classify their expressions.",
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-v info, -vv debug)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="log errors only")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    detect = commands.add_parser(
+        "detect",
+        help="detect and classify faces in images",
+        description="Detect faces in images, classify each face, write annotated images and JSON.",
+    )
+    detect.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="image files or folders of images")
+    detect.add_argument("--output", "-o", type=Path, help="folder for annotated copies of the images")
+    detect.add_argument("--json", type=Path, dest="json_file", help="file for the results as JSON ('-' for stdout)")
+    detect.add_argument(
+        "--detector",
+        help="detector name (default: ssd, falling back to haar when the SSD weights cannot be had)",
+    )
+    detect.add_argument("--classifier", default="happy-sad", help="classifier name or .keras model file (default: happy-sad)")
+    detect.add_argument("--threshold", type=float, help="minimum detector confidence in [0, 1] (default: 0.5)")
+    detect.set_defaults(handler=run_detect)
+
+    models = commands.add_parser("models", help="list detectors, classifiers and weights with their cache status")
+    models.set_defaults(handler=run_models)
+
+    download = commands.add_parser(
+        "download",
+        help="fetch every weights file into the cache, or import them from a folder",
+        description=(
+            "Fetch every weights file into the cache (EMODETECT_HOME or the user cache folder). With --from, "
+            "copy them from a local folder instead, checking each SHA256: the way to fill the cache of a "
+            "machine without network."
+        ),
+    )
+    download.add_argument("--from", dest="source", type=Path, metavar="DIR", help="folder holding the weights files")
+    download.set_defaults(handler=run_download)
+
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the command line with `argv` (default: `sys.argv[1:]`) and return the exit code."""
+    parser = build_parser()
+    arguments = parser.parse_args(argv)
+
+    if arguments.version:
+        from emodetect import __version__
+
+        print(f"emodetect {__version__}")
+        return EXIT_OK
+    if arguments.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+
+    level = logging.ERROR if arguments.quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(arguments.verbose, 2)]
+    logging.basicConfig(level=level, format="%(levelname)s: %(message)s")
+
+    from emodetect.errors import EmodetectError
+
+    try:
+        return int(arguments.handler(arguments))
+    except EmodetectError as error:
+        print(f"emodetect: error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    except ValueError as error:
+        print(f"emodetect: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _expand_inputs(paths: Sequence[Path]) -> list[Path]:
+    from emodetect.images import IMAGE_SUFFIXES
+
+    expanded: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(child for child in path.rglob("*") if child.is_file() and child.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                logger.warning("Folder %s holds no image files", path)
+            expanded.extend(found)
+        else:
+            expanded.append(path)
+    return expanded
+
+
+def _annotated_name(source: Path, used: set[str]) -> str:
+    name = f"{source.stem}.jpg" if source.suffix.lower() not in (".png", ".jpg", ".jpeg") else source.name
+    candidate, counter = name, 1
+    while candidate in used:
+        candidate = f"{Path(name).stem}_{counter}{Path(name).suffix}"
+        counter += 1
+    used.add(candidate)
+    return candidate
+
+
+def run_detect(arguments: argparse.Namespace) -> int:
+    """Handle `emodetect detect`."""
+    import cv2
+
+    from emodetect.annotate import annotate
+    from emodetect.pipeline import Pipeline
+
+    if arguments.threshold is not None and not 0.0 <= arguments.threshold <= 1.0:
+        raise ValueError(f"--threshold must be in [0, 1], received {arguments.threshold}.")
+
+    inputs = _expand_inputs(arguments.images)
+    pipeline = Pipeline(detector=arguments.detector, classifier=arguments.classifier, confidence_threshold=arguments.threshold)
+    if arguments.output:
+        arguments.output.mkdir(parents=True, exist_ok=True)
+
+    records: list[dict[str, Any]] = []
+    failed: list[str] = []
+    used_names: set[str] = set()
+    show_progress = len(inputs) > 20 and sys.stderr.isatty()
+    for position, outcome in enumerate(pipeline.run(inputs, skip_errors=True, keep_images=bool(arguments.output)), start=1):
+        if show_progress:
+            print(f"\r{position}/{len(inputs)} images", end="", file=sys.stderr, flush=True)
+        if outcome.error is not None or outcome.result is None:
+            failed.append(outcome.source)
+            records.append({"source": outcome.source, "error": str(outcome.error)})
+            continue
+
+        result = outcome.result
+        records.append(result.to_dict())
+        labels = ", ".join(f"{label} {score:.2f}" for label, score in zip(result.labels, result.confidences))
+        print(f"{outcome.source}: {len(result)} face{'s' if len(result) != 1 else ''}" + (f" ({labels})" if labels else ""))
+
+        if arguments.output and outcome.image is not None:
+            target = arguments.output / _annotated_name(Path(outcome.source), used_names)
+            if not cv2.imwrite(str(target), annotate(outcome.image, result, copy=False)):
+                failed.append(outcome.source)
+                logger.error("Cannot write annotated image %s", target)
+    if show_progress:
+        print(file=sys.stderr)
+
+    if arguments.json_file:
+        text = json.dumps({"detector": pipeline.detector.name, "results": records}, indent=2)
+        if str(arguments.json_file) == "-":
+            print(text)
+        else:
+            arguments.json_file.parent.mkdir(parents=True, exist_ok=True)
+            arguments.json_file.write_text(text + "\n", encoding="utf-8")
+
+    faces = sum(len(record.get("faces", [])) for record in records)
+    print(
+        f"{len(inputs) - len(failed)} of {len(inputs)} images processed, {faces} faces found "
+        f"(detector {pipeline.detector.name}, classifier {', '.join(pipeline.class_names)})."
+    )
+    if failed:
+        print(f"emodetect: error: {len(failed)} inputs failed: {', '.join(failed)}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def run_models(arguments: argparse.Namespace) -> int:
+    """Handle `emodetect models`."""
+    from emodetect import weights
+    from emodetect.classifiers import CLASSIFIERS
+    from emodetect.detectors import DETECTORS
+
+    print("Detectors:")
+    for name in DETECTORS.names():
+        print(f"  {name:<12} {DETECTORS.get(name).description}")
+    print("Classifiers:")
+    for name in CLASSIFIERS.names():
+        print(f"  {name:<12} {CLASSIFIERS.get(name).description}")
+    print(f"Weights (cache {weights.cache_dir()}):")
+    for name in sorted(weights.REGISTRY):
+        print(f"  {name:<32} {weights.status(name):<8} used by {weights.REGISTRY[name].used_by}")
+    return EXIT_OK
+
+
+def run_download(arguments: argparse.Namespace) -> int:
+    """Handle `emodetect download`."""
+    from emodetect import weights
+
+    if arguments.source is None:
+        paths = weights.fetch_all()
+        for name, path in paths.items():
+            print(f"{name}: {path}")
+        return EXIT_OK
+
+    report = weights.import_weights(arguments.source)
+    for name in report.imported:
+        print(f"imported  {name}")
+    for name in report.already_cached:
+        print(f"cached    {name} (already present and verified)")
+    for name in report.missing:
+        print(f"missing   {name} (not in {arguments.source})")
+    for name, reason in report.rejected.items():
+        print(f"rejected  {name}: {reason}")
+    print(f"Cache: {weights.cache_dir()}")
+    return EXIT_FAILED if report.rejected or report.missing else EXIT_OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

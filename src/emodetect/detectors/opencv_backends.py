@@ -1,0 +1,145 @@
+"""Detectors built on OpenCV: the ResNet-10 SSD (default) and the bundled Haar cascade."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Optional
+
+import cv2
+import numpy as np
+
+from emodetect import weights
+from emodetect.detectors.base import DETECTORS, Detector
+from emodetect.errors import WeightsError
+from emodetect.results import Detections
+
+logger = logging.getLogger(__name__)
+
+SSD_FILES = ("opencv_face_detector_uint8.pb", "opencv_face_detector.pbtxt")
+SSD_INPUT_SIZE = (300, 300)
+# Per-channel BGR means subtracted by the network's training pipeline (from OpenCV's face detector sample).
+SSD_MEAN_BGR = (104.0, 177.0, 123.0)
+
+
+def _check_threshold(value: float) -> float:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"Expected confidence_threshold in [0, 1], received {value}.")
+    return float(value)
+
+
+@DETECTORS.register("ssd", "OpenCV's ResNet-10 SSD face detector (downloads 2.7 MB of weights once).")
+class SSDDetector(Detector):
+    """OpenCV DNN running the ResNet-10 SSD face detector ("res10_300x300", TensorFlow variant).
+
+    The whole image is resized to the network's 300x300 input, so faces smaller than about 1/15 of the
+    image's longer side are often missed in large group photos.
+
+    Args:
+        confidence_threshold: Minimum detector confidence to keep a face, in [0, 1].
+        model_path: The `.pb` weights; by default fetched into the cache (see `emodetect.weights`).
+        config_path: The `.pbtxt` graph description; by default fetched like the weights.
+
+    Raises:
+        WeightsError: The weights are not cached and cannot be downloaded.
+        ValueError: The threshold is outside [0, 1].
+    """
+
+    name = "ssd"
+
+    def __init__(
+        self,
+        confidence_threshold: float = 0.5,
+        model_path: Optional[str] = None,
+        config_path: Optional[str] = None,
+    ) -> None:
+        self.confidence_threshold = _check_threshold(confidence_threshold)
+        model_file = Path(model_path) if model_path else weights.fetch(SSD_FILES[0])
+        config_file = Path(config_path) if config_path else weights.fetch(SSD_FILES[1])
+        try:
+            self._net = cv2.dnn.readNetFromTensorflow(str(model_file), str(config_file))
+        except cv2.error as error:
+            raise WeightsError(
+                f"OpenCV cannot load the SSD from '{model_file}' and '{config_file}': {error.msg.strip()}. "
+                f"Delete them and run 'emodetect download' again."
+            ) from None
+
+    def detect(self, image: np.ndarray) -> Detections:
+        """Find faces in a BGR `uint8` image; see `Detector.detect`."""
+        # blobFromImage resizes to 300x300 and subtracts the mean; the network expects BGR, so no channel swap.
+        # The graph's DetectionOutput layer rejects batches of several images in OpenCV 4.14, so images go
+        # through one at a time.
+        blob = cv2.dnn.blobFromImage(image, 1.0, SSD_INPUT_SIZE, SSD_MEAN_BGR, swapRB=False, crop=False)
+        self._net.setInput(blob)
+        output = self._net.forward()  # shape (1, 1, N, 7): image index, class, confidence, x1, y1, x2, y2
+
+        rows = output.reshape(-1, 7)
+        rows = rows[rows[:, 2] >= self.confidence_threshold]
+        rows = rows[np.argsort(-rows[:, 2], kind="stable")]
+        height, width = image.shape[:2]
+        boxes = rows[:, 3:7] * np.array([width, height, width, height], dtype=np.float32)
+        return Detections.from_boxes(boxes, rows[:, 2], image.shape)
+
+    def __repr__(self) -> str:
+        return f"SSDDetector(confidence_threshold={self.confidence_threshold})"
+
+
+@DETECTORS.register("haar", "OpenCV's bundled Haar cascade for frontal faces; needs no download.")
+class HaarDetector(Detector):
+    """OpenCV's Viola-Jones cascade for frontal faces (`haarcascade_frontalface_default.xml`).
+
+    It misses turned and tilted faces and finds more false faces than the SSD. Its scores are not
+    probabilities: each is the cascade's neighbour count `n` mapped to `n / (n + min_neighbors)`, so a
+    box with more overlapping hits scores higher. `confidence_threshold` filters on that value.
+
+    Args:
+        confidence_threshold: Minimum score to keep a face, in [0, 1]; 0.5 keeps every box the cascade
+            accepts with its `min_neighbors`.
+        min_neighbors: Overlapping hits a box needs; higher means fewer false faces.
+        scale_factor: Image pyramid step of the cascade.
+        max_side: Larger images are shrunk to this longer side before the search, for speed; boxes are
+            mapped back to the original image.
+    """
+
+    name = "haar"
+
+    def __init__(
+        self,
+        confidence_threshold: float = 0.5,
+        min_neighbors: int = 5,
+        scale_factor: float = 1.1,
+        max_side: int = 800,
+    ) -> None:
+        self.confidence_threshold = _check_threshold(confidence_threshold)
+        self.min_neighbors = int(min_neighbors)
+        self.scale_factor = float(scale_factor)
+        self.max_side = int(max_side)
+        path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
+        self._cascade = cv2.CascadeClassifier(str(path))
+        if self._cascade.empty():
+            raise WeightsError(f"OpenCV's Haar cascade '{path}' is missing or unreadable; reinstall opencv-python.")
+
+    def detect(self, image: np.ndarray) -> Detections:
+        """Find faces in a BGR `uint8` image; see `Detector.detect`."""
+        grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
+        scale = min(1.0, self.max_side / max(grey.shape[:2]))
+        if scale < 1.0:
+            grey = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        grey = cv2.equalizeHist(grey)
+
+        found, neighbours = self._cascade.detectMultiScale2(
+            grey, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors, minSize=(20, 20)
+        )
+        if len(found) == 0:
+            return Detections.empty()
+
+        found = np.asarray(found, dtype=np.float32) / scale
+        boxes = np.column_stack([found[:, 0], found[:, 1], found[:, 0] + found[:, 2], found[:, 1] + found[:, 3]])
+        counts = np.asarray(neighbours, dtype=np.float32).reshape(-1)
+        scores = counts / (counts + self.min_neighbors)
+        keep = scores >= self.confidence_threshold
+        order = np.argsort(-scores[keep], kind="stable")
+        return Detections.from_boxes(boxes[keep][order], scores[keep][order], image.shape)
+
+    def __repr__(self) -> str:
+        return f"HaarDetector(confidence_threshold={self.confidence_threshold}, min_neighbors={self.min_neighbors})"

@@ -1,0 +1,223 @@
+"""`Pipeline`: images in, faces with boxes, labels and probabilities out."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Optional, Union, overload
+
+import numpy as np
+
+from emodetect.classifiers import EmotionClassifier, create_classifier
+from emodetect.detectors import Detector, create_detector
+from emodetect.errors import EmodetectError, WeightsError
+from emodetect.images import PathLike, crop_face, load_image
+from emodetect.results import Detections, PipelineResult
+
+logger = logging.getLogger(__name__)
+
+ImageInput = Union[PathLike, np.ndarray]
+
+FALLBACK_DETECTOR = "haar"
+
+
+@dataclass
+class ItemOutcome:
+    """The outcome for one input of `Pipeline.run`: its result, or the error that stopped it."""
+
+    source: str
+    result: Optional[PipelineResult] = None
+    error: Optional[EmodetectError] = None
+    image: Optional[np.ndarray] = None
+
+
+class Pipeline:
+    """Detect faces and classify each one's expression.
+
+    Args:
+        detector: A registered detector name (`"ssd"`, `"haar"`, ...), a `Detector`, or `None`. With `None`
+            the SSD is used, and if its weights cannot be had the pipeline falls back to the Haar cascade with
+            a warning. A name given explicitly never falls back: its errors are raised.
+        classifier: A registered classifier name (default `"happy-sad"`), the path of a saved `.keras`
+            model, or an `EmotionClassifier`.
+        confidence_threshold: Minimum detector confidence, in [0, 1]; used when the pipeline builds the
+            detector from a name (the backend's default when `None`).
+        images_per_batch: Images processed together: their faces go to the classifier in one call.
+
+    Raises:
+        WeightsError: An explicitly named detector's weights cannot be had.
+        UnknownBackendError: A name is not registered.
+
+    Example:
+        >>> import numpy as np
+        >>> pipeline = Pipeline(detector="haar")
+        >>> result = pipeline(np.zeros((240, 320, 3), np.uint8))
+        >>> len(result), result.class_names
+        (0, ('happy', 'sad'))
+    """
+
+    def __init__(
+        self,
+        detector: Union[str, Detector, None] = None,
+        classifier: Union[str, "os.PathLike[str]", EmotionClassifier] = "happy-sad",
+        confidence_threshold: Optional[float] = None,
+        images_per_batch: int = 16,
+    ) -> None:
+        if images_per_batch < 1:
+            raise ValueError(f"Expected images_per_batch >= 1, received {images_per_batch}.")
+
+        self.detector = self._build_detector(detector, confidence_threshold)
+        if isinstance(classifier, EmotionClassifier):
+            self.classifier = classifier
+        else:
+            self.classifier = create_classifier(os.fspath(classifier))
+        self.images_per_batch = images_per_batch
+
+    @staticmethod
+    def _build_detector(detector: Union[str, Detector, None], confidence_threshold: Optional[float]) -> Detector:
+        if isinstance(detector, Detector):
+            if confidence_threshold is not None:
+                raise ValueError(
+                    "confidence_threshold applies only when the pipeline builds the detector from a name; "
+                    "set the threshold on your Detector instead."
+                )
+            return detector
+
+        options = {} if confidence_threshold is None else {"confidence_threshold": confidence_threshold}
+        if detector is not None:
+            return create_detector(detector, **options)
+
+        try:
+            return create_detector("ssd", **options)
+        except WeightsError as error:
+            logger.warning(
+                "The SSD face detector is unavailable, so emodetect falls back to the '%s' detector, which misses "
+                "more faces.\n%s",
+                FALLBACK_DETECTOR,
+                error,
+            )
+            return create_detector(FALLBACK_DETECTOR, **options)
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """The classifier's labels, in the column order of `PipelineResult.probabilities`."""
+        return tuple(self.classifier.class_names)
+
+    @overload
+    def __call__(self, images: ImageInput) -> PipelineResult: ...
+
+    @overload
+    def __call__(self, images: Sequence[ImageInput]) -> list[PipelineResult]: ...
+
+    def __call__(self, images: Union[ImageInput, Sequence[ImageInput]]) -> Union[PipelineResult, list[PipelineResult]]:
+        """Find and classify the faces of one image or of several.
+
+        Args:
+            images: A file path, a BGR `uint8` array (as `cv2.imread` returns; convert RGB arrays with
+                `image[..., ::-1]` first), or a list of those.
+
+        Returns:
+            One `PipelineResult` for a single input, a list for a list. An image without a face gives an
+            empty result.
+
+        Raises:
+            ImageReadError: An input cannot be read; no result is returned for the others. Use `run` to
+                skip unreadable inputs instead.
+        """
+        single = isinstance(images, (str, os.PathLike, np.ndarray))
+        items: Sequence[ImageInput] = [images] if single else list(images)  # type: ignore[list-item]
+
+        results = []
+        for outcome in self.run(items, skip_errors=False):
+            assert outcome.result is not None  # run() raises instead of yielding errors when skip_errors=False.
+            results.append(outcome.result)
+        return results[0] if single else results
+
+    def run(
+        self,
+        images: Iterable[ImageInput],
+        skip_errors: bool = True,
+        keep_images: bool = False,
+    ) -> Iterator[ItemOutcome]:
+        """Process many images lazily, in batches, yielding one outcome per input in input order.
+
+        Args:
+            images: Paths or BGR arrays.
+            skip_errors: Yield an outcome holding the error for an unreadable input and go on; with `False`
+                the error is raised.
+            keep_images: Keep each decoded BGR image in its outcome, for drawing.
+
+        Yields:
+            One `ItemOutcome` per input.
+        """
+        batch: list[tuple[str, ImageInput]] = []
+        for item in images:
+            source = "<array>" if isinstance(item, np.ndarray) else os.fspath(item)
+            batch.append((source, item))
+            if len(batch) == self.images_per_batch:
+                yield from self._process_batch(batch, skip_errors, keep_images)
+                batch = []
+        if batch:
+            yield from self._process_batch(batch, skip_errors, keep_images)
+
+    def _process_batch(
+        self, batch: list[tuple[str, ImageInput]], skip_errors: bool, keep_images: bool
+    ) -> Iterator[ItemOutcome]:
+        loaded: list[tuple[int, np.ndarray]] = []
+        outcomes = [ItemOutcome(source=source) for source, _ in batch]
+        for index, (source, item) in enumerate(batch):
+            try:
+                loaded.append((index, load_image(item)))
+            except EmodetectError as error:
+                if not skip_errors:
+                    raise
+                logger.warning("Skipping %s: %s", source, error)
+                outcomes[index].error = error
+
+        images = [image for _, image in loaded]
+        detections = self.detector.detect_batch(images) if images else []
+        results = self.classify(images, detections)
+        for (index, image), result in zip(loaded, results):
+            result.source = None if outcomes[index].source == "<array>" else outcomes[index].source
+            outcomes[index].result = result
+            if keep_images:
+                outcomes[index].image = image
+        yield from outcomes
+
+    def classify(self, images: Sequence[np.ndarray], detections: Sequence[Detections]) -> list[PipelineResult]:
+        """Classify the faces at given boxes, all images' faces in one classifier call.
+
+        Args:
+            images: BGR `uint8` images.
+            detections: The boxes of each image.
+
+        Returns:
+            One result per image.
+        """
+        crops = [
+            crop_face(image, box, self.classifier.crop_margin)
+            for image, found in zip(images, detections)
+            for box in found.boxes
+        ]
+        probabilities = self.classifier.predict_proba(crops)
+
+        results = []
+        start = 0
+        for image, found in zip(images, detections):
+            stop = start + len(found)
+            results.append(
+                PipelineResult(
+                    boxes=found.boxes,
+                    scores=found.scores,
+                    probabilities=probabilities[start:stop],
+                    class_names=self.class_names,
+                    image_size=image.shape[:2],
+                )
+            )
+            start = stop
+        return results
+
+    def __repr__(self) -> str:
+        return f"Pipeline(detector={self.detector!r}, classifier={self.classifier!r})"

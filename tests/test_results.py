@@ -1,0 +1,85 @@
+"""Result dataclasses: checks, clipping, indexing and JSON."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from emodetect.results import Detections, PipelineResult
+
+
+def test_detections_clip_to_image():
+    detections = Detections.from_boxes(np.array([[-10, -5, 50, 40]]), np.array([0.9]), (30, 40, 3))
+
+    assert detections.boxes.tolist() == [[0, 0, 40, 30]]
+
+
+def test_detections_drop_zero_area_boxes():
+    boxes = np.array([[10, 10, 10, 20], [5, 5, 8, 9], [50, 50, 60, 60]])
+
+    detections = Detections.from_boxes(boxes, np.array([0.9, 0.8, 0.7]), (40, 40, 3))
+
+    assert detections.boxes.tolist() == [[5, 5, 8, 9]]
+    assert detections.scores.tolist() == pytest.approx([0.8])
+
+
+def test_detections_reject_mismatched_lengths():
+    with pytest.raises(ValueError, match="one score per box"):
+        Detections(np.zeros((2, 4)), np.zeros(3))
+
+
+def test_detections_index_by_slice_mask_and_int():
+    detections = Detections(np.arange(12).reshape(3, 4), np.array([0.9, 0.5, 0.7]))
+
+    assert len(detections[1:]) == 2
+    assert detections[detections.scores > 0.6].scores.tolist() == pytest.approx([0.9, 0.7])
+    assert detections[2].boxes.tolist() == [[8, 9, 10, 11]]
+
+
+def test_detections_empty():
+    empty = Detections.empty()
+
+    assert len(empty) == 0
+    assert empty.boxes.shape == (0, 4)
+
+
+def _result():
+    return PipelineResult(
+        boxes=[[1, 2, 30, 40], [50, 60, 70, 90]],
+        scores=[0.99, 0.7],
+        probabilities=[[0.8, 0.2], [0.1, 0.9]],
+        class_names=("happy", "sad"),
+        image_size=(100, 120),
+        source="photo.jpg",
+    )
+
+
+def test_result_labels_follow_probabilities():
+    result = _result()
+
+    assert result.labels == ["happy", "sad"]
+    assert result.confidences.tolist() == pytest.approx([0.8, 0.9])
+
+
+def test_result_to_json_round_trip():
+    data = json.loads(_result().to_json())
+
+    assert data["source"] == "photo.jpg"
+    assert data["image_size"] == {"height": 100, "width": 120}
+    assert [face["label"] for face in data["faces"]] == ["happy", "sad"]
+    assert data["faces"][1]["probabilities"] == {"happy": 0.1, "sad": 0.9}
+    assert data["faces"][0]["box"] == [1, 2, 30, 40]
+
+
+def test_result_slicing_keeps_parallel_arrays():
+    second = _result()[1]
+
+    assert second.labels == ["sad"]
+    assert second.scores.tolist() == pytest.approx([0.7])
+
+
+def test_result_rejects_mismatched_rows():
+    with pytest.raises(ValueError, match="parallel arrays"):
+        PipelineResult([[0, 0, 1, 1]], [0.9], [[0.5, 0.5], [0.5, 0.5]], ("a", "b"), (10, 10))
