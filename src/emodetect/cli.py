@@ -63,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("--from", dest="source", type=Path, metavar="DIR", help="folder holding the weights files")
     download.set_defaults(handler=run_download)
 
+    # Each module adds its own sub-commands; neither imports TensorFlow or OpenCV at import time.
+    from emodetect import cli_training, cli_video
+
+    cli_training.add_commands(commands)
+    cli_video.add_commands(commands)
     return parser
 
 
