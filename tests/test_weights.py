@@ -112,7 +112,7 @@ def test_failed_download_raises_weights_error(monkeypatch):
         weights.REGISTRY, SSD_WEIGHTS, weights.WeightFile(SSD_WEIGHTS, "http://127.0.0.1:9/ssd.pb", original.sha256, "ssd")
     )
 
-    with pytest.raises(WeightsError, match="Downloading opencv_face_detector_uint8.pb failed"):
+    with pytest.raises(WeightsError, match="opencv_face_detector_uint8.pb: downloading failed"):
         weights.fetch(SSD_WEIGHTS)
 
     assert not (weights.cache_dir() / SSD_WEIGHTS).exists()

@@ -222,7 +222,12 @@ def run_download(arguments: argparse.Namespace) -> int:
     for name, reason in report.rejected.items():
         print(f"rejected  {name}: {reason}")
     print(f"Cache: {weights.cache_dir()}")
-    return EXIT_FAILED if report.rejected or report.missing else EXIT_OK
+
+    # Files missing from the folder are fine when the cache already holds them.
+    still_missing = [name for name in sorted(weights.REGISTRY) if weights.status(name) != "cached"]
+    if still_missing:
+        print(f"emodetect: error: still not cached: {', '.join(still_missing)}", file=sys.stderr)
+    return EXIT_FAILED if report.rejected or still_missing else EXIT_OK
 
 
 if __name__ == "__main__":

@@ -138,9 +138,15 @@ def save_model(model: "keras.Model", path: Union[str, "os.PathLike[str]"], metad
     handle, temporary = tempfile.mkstemp(suffix=".keras", dir=path.parent, prefix=f".{path.stem}-")
     os.close(handle)
     try:
-        model.save(temporary)
+        # An uncompiled copy is saved, because the optimizer's state would triple the file for no use at
+        # inference, and fine-tuning compiles a fresh optimizer anyway.
+        _without_optimizer(model).save(temporary)
         with zipfile.ZipFile(temporary, "a") as archive:
             archive.writestr(METADATA_MEMBER, metadata.to_json())
+        # mkstemp creates the file readable by its owner only; a model is an ordinary, shareable file.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
@@ -148,6 +154,17 @@ def save_model(model: "keras.Model", path: Union[str, "os.PathLike[str]"], metad
 
     logger.info("Saved model with classes %s to %s", metadata.class_names, path)
     return path
+
+
+def _without_optimizer(model: "keras.Model") -> "keras.Model":
+    if getattr(model, "optimizer", None) is None:
+        return model
+
+    import keras
+
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def read_metadata(path: Union[str, "os.PathLike[str]"]) -> ModelMetadata:

@@ -1,8 +1,8 @@
 """Name-to-factory registries for detectors, classifiers and training architectures.
 
-A registry is one dict from a name to a small `BackendSpec`. Backends register with a decorator; third-party
-packages register through a Python entry point group, which is read the first time a name is looked up or
-listed, so `import emodetect` stays fast.
+A registry is one dict from a name to a small `BackendSpec`. Built-in backends register with a decorator.
+Third-party packages register through a Python entry point group. The group is read the first time a name is
+looked up or listed, so `import emodetect` stays fast.
 
 A third-party package adds a detector like this in its `pyproject.toml`::
 

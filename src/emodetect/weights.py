@@ -108,7 +108,7 @@ def status(name: str) -> str:
 
 
 def _missing_message(names: Iterable[str], reason: str) -> str:
-    lines = [f"{reason} The weights files needed are:"]
+    lines = [reason, "The weights files needed are:"]
     for name in names:
         weight = REGISTRY[name]
         lines.append(f"  {weight.name}  {weight.url}  (sha256 {weight.sha256})")
@@ -120,21 +120,11 @@ def _missing_message(names: Iterable[str], reason: str) -> str:
     return "\n".join(lines)
 
 
-def fetch(name: str) -> Path:
-    """Return the local path of a registry file, downloading and verifying it if it is not cached.
+class _FetchFailure(Exception):
+    """Failure to get one file; the message is the reason, without the instructions."""
 
-    A cached file whose hash does not match is downloaded again; when that is impossible the error says the
-    cached copy is corrupt.
 
-    Args:
-        name: A registry file name, such as `"opencv_face_detector_uint8.pb"`.
-
-    Returns:
-        Path of the verified file in the cache.
-
-    Raises:
-        WeightsError: The file is unknown, or missing or corrupt and cannot be downloaded.
-    """
+def _fetch_one(name: str) -> Path:
     weight = _get(name)
     path = cache_dir() / weight.name
     state = status(name)
@@ -144,12 +134,8 @@ def fetch(name: str) -> Path:
     if state == "corrupt":
         logger.warning("Cached %s fails its SHA256 check; fetching it again.", path)
     if is_offline():
-        reason = (
-            f"The cached copy of {name} at {path} is corrupt (SHA256 mismatch)"
-            if state == "corrupt"
-            else f"{name} is not in the cache"
-        )
-        raise WeightsError(_missing_message([name], f"{reason}, and {OFFLINE_VARIABLE} forbids downloads."))
+        problem = f"the cached copy at {path} is corrupt (SHA256 mismatch)" if state == "corrupt" else "it is not in the cache"
+        raise _FetchFailure(f"{name}: {problem}, and {OFFLINE_VARIABLE} forbids downloads.")
 
     import pooch
 
@@ -160,37 +146,58 @@ def fetch(name: str) -> Path:
             weight.url, known_hash=f"sha256:{weight.sha256}", fname=weight.name, path=path.parent, progressbar=False
         )
     except Exception as error:  # requests, OSError and pooch's hash ValueError all mean "not available".
-        prefix = f"The cached copy of {name} is corrupt and re-downloading failed" if state == "corrupt" else f"Downloading {name} failed"
-        detail = str(error).rstrip(".")
-        raise WeightsError(_missing_message([name], f"{prefix}: {type(error).__name__}: {detail}.")) from error
+        problem = "the cached copy is corrupt and downloading it again failed" if state == "corrupt" else "downloading failed"
+        detail = str(error).splitlines()[0].rstrip(".") if str(error) else ""
+        raise _FetchFailure(f"{name}: {problem}: {type(error).__name__}: {detail}.") from error
 
     logger.info("Downloaded %s (sha256 %s)", downloaded, weight.sha256)
     return Path(downloaded)
 
 
+def fetch(name: str) -> Path:
+    """Return the local path of a registry file, downloading and verifying it if it is not cached.
+
+    A cached file whose hash does not match is downloaded again; when that fails, the error reports the
+    cached copy as corrupt.
+
+    Args:
+        name: A registry file name, such as `"opencv_face_detector_uint8.pb"`.
+
+    Returns:
+        Path of the verified file in the cache.
+
+    Raises:
+        WeightsError: The file is unknown, or missing or corrupt and cannot be downloaded.
+    """
+    return fetch_all([name])[name]
+
+
 def fetch_all(names: Optional[Iterable[str]] = None) -> dict[str, Path]:
     """Fetch several registry files (all by default) and return their paths by name.
 
+    Every file is tried even after one fails, so the error lists all files that are missing.
+
     Raises:
-        WeightsError: A file cannot be had; the message names every file that failed.
+        WeightsError: A file is unknown or cannot be had. The message names every file that failed, with
+            its URL and SHA256, and says how to import it.
     """
     names = list(names) if names is not None else sorted(REGISTRY)
     paths: dict[str, Path] = {}
-    failed: list[str] = []
+    problems: dict[str, str] = {}
     for name in names:
         try:
-            paths[name] = fetch(name)
-        except WeightsError as error:
-            logger.error("%s", error)
-            failed.append(name)
-    if failed:
-        raise WeightsError(_missing_message(failed, f"{len(failed)} of {len(names)} weights files could not be fetched."))
+            paths[name] = _fetch_one(name)
+        except _FetchFailure as failure:
+            problems[name] = str(failure)
+    if problems:
+        reason = "Cannot get the weights:\n" + "\n".join(f"  {problem}" for problem in problems.values())
+        raise WeightsError(_missing_message(problems, reason))
     return paths
 
 
 @dataclass
 class ImportReport:
-    """What `import_weights` did: files imported, already present, missing from the folder, or rejected."""
+    """Outcome of `import_weights`: files imported, already cached, missing from the folder, or rejected."""
 
     imported: list[str]
     already_cached: list[str]

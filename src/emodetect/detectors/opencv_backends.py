@@ -54,8 +54,12 @@ class SSDDetector(Detector):
         config_path: Optional[str] = None,
     ) -> None:
         self.confidence_threshold = _check_threshold(confidence_threshold)
-        model_file = Path(model_path) if model_path else weights.fetch(SSD_FILES[0])
-        config_file = Path(config_path) if config_path else weights.fetch(SSD_FILES[1])
+        if model_path and config_path:
+            model_file, config_file = Path(model_path), Path(config_path)
+        else:
+            fetched = weights.fetch_all(SSD_FILES)
+            model_file = Path(model_path) if model_path else fetched[SSD_FILES[0]]
+            config_file = Path(config_path) if config_path else fetched[SSD_FILES[1]]
         try:
             self._net = cv2.dnn.readNetFromTensorflow(str(model_file), str(config_file))
         except cv2.error as error:

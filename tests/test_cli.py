@@ -1,0 +1,128 @@
+"""The `emodetect` command line: detect, models, download, and fast start-up."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import cv2
+import pytest
+
+from emodetect.cli import main
+
+
+def test_detect_writes_annotated_image_and_json(ssd_home, paper_images, tmp_path, capsys):
+    output = tmp_path / "out"
+    json_file = tmp_path / "faces.json"
+
+    code = main(["detect", str(paper_images / "happy" / "1-2.jpg"), "--output", str(output), "--json", str(json_file)])
+
+    assert code == 0
+    annotated = cv2.imread(str(output / "1-2.jpg"))
+    assert annotated.shape == (350, 590, 3)
+    data = json.loads(json_file.read_text())
+    assert data["detector"] == "ssd"
+    assert [face["label"] for face in data["results"][0]["faces"]] == ["happy"] * 3
+    assert "1-2.jpg: 3 faces" in capsys.readouterr().out
+
+
+def test_detect_reports_unreadable_and_fails(ssd_home, paper_images, tmp_path, capsys):
+    broken = tmp_path / "broken.jpg"
+    broken.write_text("text, not pixels")
+
+    code = main(["detect", str(broken), str(paper_images / "sad" / "Crying-girl.jpg")])
+
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "Crying-girl.jpg: 1 face" in captured.out
+    assert "1 of 2 images processed" in captured.out
+    assert "broken.jpg" in captured.err
+
+
+def test_detect_json_records_errors(ssd_home, tmp_path):
+    missing = tmp_path / "missing.png"
+    json_file = tmp_path / "out.json"
+
+    main(["detect", str(missing), "--json", str(json_file)])
+
+    record = json.loads(json_file.read_text())["results"][0]
+    assert record["source"] == str(missing)
+    assert "not found" in record["error"]
+
+
+def test_detect_expands_folders(ssd_home, paper_images, tmp_path, capsys):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("1-2.jpg", "HAPPY-PEOPLE-CLUB-LOGO.jpg"):
+        (folder / name).write_bytes((paper_images / "happy" / name).read_bytes())
+    (folder / "notes.txt").write_text("ignored")
+
+    assert main(["detect", str(folder)]) == 0
+    assert "2 of 2 images processed, 3 faces found" in capsys.readouterr().out
+
+
+def test_detect_falls_back_to_haar_offline(paper_images, capsys):
+    code = main(["detect", str(paper_images / "sad" / "51079685_M.jpg")])
+
+    captured = capsys.readouterr()
+    assert code == 0
+    assert "detector haar" in captured.out
+
+
+def test_detect_explicit_ssd_offline_fails(paper_images, capsys):
+    code = main(["detect", str(paper_images / "sad" / "51079685_M.jpg"), "--detector", "ssd"])
+
+    assert code == 1
+    assert "emodetect download --from DIR" in capsys.readouterr().err
+
+
+def test_detect_rejects_threshold_above_one(ssd_home, paper_images, capsys):
+    assert main(["detect", str(paper_images / "happy" / "1-2.jpg"), "--threshold", "1.5"]) == 2
+    assert "--threshold" in capsys.readouterr().err
+
+
+def test_download_from_folder_fills_cache(shared_dir, isolated_cache, capsys):
+    assert main(["download", "--from", str(shared_dir / "weights")]) == 0
+    assert (isolated_cache / "opencv_face_detector_uint8.pb").is_file()
+    assert "imported  opencv_face_detector_uint8.pb" in capsys.readouterr().out
+
+
+def test_download_from_folder_rejects_bad_file(tmp_path, capsys):
+    (tmp_path / "opencv_face_detector.pbtxt").write_text("tampered")
+
+    assert main(["download", "--from", str(tmp_path)]) == 1
+    assert "rejected  opencv_face_detector.pbtxt" in capsys.readouterr().out
+
+
+def test_download_offline_names_files(capsys):
+    assert main(["download"]) == 1
+    assert "opencv_face_detector_uint8.pb" in capsys.readouterr().err
+
+
+def test_models_lists_backends_and_cache_status(ssd_home, capsys):
+    assert main(["models"]) == 0
+
+    out = capsys.readouterr().out
+    assert "ssd" in out and "haar" in out and "happy-sad" in out
+    assert "opencv_face_detector_uint8.pb    cached" in out
+
+
+def test_help_does_not_import_tensorflow_or_opencv():
+    code = "import sys; from emodetect.cli import build_parser; build_parser(); import emodetect; " \
+           "print(sorted(m for m in ('tensorflow', 'cv2', 'keras') if m in sys.modules))"
+
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+
+    assert output.strip() == "[]"
+
+
+def test_no_command_prints_help(capsys):
+    assert main([]) == 2
+    assert "detect" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argument", ["--version"])
+def test_version_flag(argument, capsys):
+    assert main([argument]) == 0
+    assert capsys.readouterr().out.startswith("emodetect ")
