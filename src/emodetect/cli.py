@@ -108,7 +108,7 @@ def _expand_inputs(paths: Sequence[Path]) -> list[Path]:
         if path.is_dir():
             found = sorted(child for child in path.rglob("*") if child.is_file() and child.suffix.lower() in IMAGE_SUFFIXES)
             if not found:
-                logger.warning("Folder %s holds no image files", path)
+                logger.warning("No image files found in folder %s", path)
             expanded.extend(found)
         else:
             expanded.append(path)
@@ -223,7 +223,7 @@ def run_download(arguments: argparse.Namespace) -> int:
         print(f"rejected  {name}: {reason}")
     print(f"Cache: {weights.cache_dir()}")
 
-    # Files missing from the folder are fine when the cache already holds them.
+    # Files missing from the folder are fine when the cache already contains them.
     still_missing = [name for name in sorted(weights.REGISTRY) if weights.status(name) != "cached"]
     if still_missing:
         print(f"emodetect: error: still not cached: {', '.join(still_missing)}", file=sys.stderr)

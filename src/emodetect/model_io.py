@@ -1,7 +1,7 @@
 """Saving and loading Keras models together with the metadata emodetect needs.
 
 A saved emodetect model is an ordinary Keras 3 `.keras` file (a zip archive) with one extra member,
-`emodetect.json`, that holds the class names, the input size and colour mode, the crop margin and the output
+`emodetect.json`, that contains the class names, the input size and colour mode, the crop margin and the output
 kind. Keras ignores the extra member, so the file still loads with `keras.saving.load_model`, and the class
 names travel with the weights: no code assumes an index order.
 """
@@ -32,7 +32,7 @@ COLOR_MODES = ("grayscale", "rgb")
 
 @dataclass
 class ModelMetadata:
-    """What emodetect stores beside a Keras model's weights.
+    """Metadata stored beside a Keras model's weights.
 
     Attributes:
         class_names: One name per output class, in output order. A `sigmoid` model has two names:

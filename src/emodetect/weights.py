@@ -139,6 +139,8 @@ def _fetch_one(name: str) -> Path:
 
     import pooch
 
+    # pooch logs every download at INFO level through its own handler; this module logs it instead.
+    pooch.get_logger().setLevel(logging.WARNING)
     logger.info("Downloading %s from %s", name, weight.url)
     try:
         # pooch downloads to a temporary file, checks the hash, then moves the file into place.
