@@ -126,3 +126,17 @@ def test_no_command_prints_help(capsys):
 def test_version_flag(argument, capsys):
     assert main([argument]) == 0
     assert capsys.readouterr().out.startswith("emodetect ")
+
+
+def test_detect_with_missing_model_file_fails_cleanly(paper_images, tmp_path, capsys):
+    code = main(["detect", str(paper_images / "happy" / "1-2.jpg"), "--classifier", str(tmp_path / "absent.keras")])
+
+    assert code == 1
+    assert "Model file not found" in capsys.readouterr().err
+
+
+def test_detect_json_into_folder_fails_cleanly(ssd_home, paper_images, tmp_path, capsys):
+    code = main(["detect", str(paper_images / "happy" / "1-2.jpg"), "--json", str(tmp_path)])
+
+    assert code == 1
+    assert str(tmp_path) in capsys.readouterr().err

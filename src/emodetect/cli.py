@@ -98,6 +98,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except ValueError as error:
         print(f"emodetect: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as error:
+        # Writing an output file can fail on permissions, a full disk or a folder given as a file name.
+        print(f"emodetect: error: {error}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 def _expand_inputs(paths: Sequence[Path]) -> list[Path]:

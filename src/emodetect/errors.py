@@ -27,6 +27,10 @@ class UnknownBackendError(EmodetectError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class ModelNotFoundError(EmodetectError, FileNotFoundError):
+    """A model file does not exist."""
+
+
 class ModelFormatError(EmodetectError, ValueError):
     """A saved model lacks the metadata emodetect needs, or the metadata is invalid."""
 

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
-from emodetect.errors import ModelFormatError
+from emodetect.errors import ModelFormatError, ModelNotFoundError
 
 if TYPE_CHECKING:
     import keras
@@ -172,11 +172,14 @@ def read_metadata(path: Union[str, "os.PathLike[str]"]) -> ModelMetadata:
 
     Raises:
         ModelFormatError: The file is not a `.keras` archive or has no emodetect metadata.
-        FileNotFoundError: The file does not exist.
+        ModelNotFoundError: The file does not exist (a `FileNotFoundError`).
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"Model file not found: '{path}'.")
+        raise ModelNotFoundError(
+            f"Model file not found: '{path}'. Pass the path of a .keras file saved by emodetect or the name of a "
+            f"registered classifier."
+        )
     try:
         with zipfile.ZipFile(path) as archive:
             text = archive.read(METADATA_MEMBER).decode("utf-8")
@@ -199,7 +202,7 @@ def load_model(path: Union[str, "os.PathLike[str]"]) -> tuple["keras.Model", Mod
 
     Raises:
         ModelFormatError: The file has no valid emodetect metadata or Keras cannot load it.
-        FileNotFoundError: The file does not exist.
+        ModelNotFoundError: The file does not exist (a `FileNotFoundError`).
     """
     metadata = read_metadata(path)
 

@@ -12,6 +12,7 @@ from typing import Any, Union
 import numpy as np
 
 from emodetect.classifiers.base import CLASSIFIERS, EmotionClassifier
+from emodetect.errors import ModelNotFoundError
 from emodetect.images import prepare_faces
 from emodetect.model_io import ModelMetadata, load_model
 
@@ -28,13 +29,13 @@ def shipped_model_path(name: str) -> Path:
 
     Raises:
         KeyError: `name` is not a shipped model.
-        FileNotFoundError: The package was installed without its model file.
+        ModelNotFoundError: The package was installed without its model file.
     """
     if name not in SHIPPED_MODELS:
         raise KeyError(f"No shipped model named {name!r}; shipped models: {sorted(SHIPPED_MODELS)}.")
     path = Path(str(resources.files("emodetect") / "models" / SHIPPED_MODELS[name]))
     if not path.is_file():
-        raise FileNotFoundError(
+        raise ModelNotFoundError(
             f"The shipped model file '{path}' is missing from this installation. Reinstall emodetect "
             f"(pip install --force-reinstall emodetect) or rebuild it with scripts/train_shipped_models.py {name}."
         )
@@ -98,7 +99,7 @@ class KerasEmotionClassifier(EmotionClassifier):
 
         Raises:
             ModelFormatError: The file is not a `.keras` archive or lacks emodetect metadata.
-            FileNotFoundError: The file does not exist.
+            ModelNotFoundError: The file does not exist.
         """
         model, metadata = load_model(path)
         logger.debug("Loaded classifier %s with classes %s", path, metadata.class_names)
