@@ -48,7 +48,7 @@ def annotate(image: np.ndarray, result: PipelineResult, copy: bool = True) -> np
         >>> import numpy as np
         >>> from emodetect.results import PipelineResult
         >>> result = PipelineResult([[10, 10, 60, 60]], [0.9], [[0.8, 0.2]], ("happy", "sad"), (100, 100))
-        >>> annotate(np.zeros((100, 100, 3), np.uint8), result).any()
+        >>> bool(annotate(np.zeros((100, 100, 3), np.uint8), result).any())
         True
     """
     if tuple(image.shape[:2]) != tuple(result.image_size):

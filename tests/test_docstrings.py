@@ -1,0 +1,27 @@
+"""The examples in the public modules' docstrings run and print what they show."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = [
+    "emodetect.annotate",
+    "emodetect.classifiers.base",
+    "emodetect.detectors.base",
+    "emodetect.images",
+    "emodetect.pipeline",
+    "emodetect.results",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples_run(name):
+    module = importlib.import_module(name)
+
+    outcome = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+
+    assert outcome.attempted > 0
+    assert outcome.failed == 0
