@@ -173,3 +173,49 @@ def test_temperature_softens_probabilities():
 
     # Dividing log-probabilities by 2 takes square roots: sqrt(0.9) / (sqrt(0.9) + sqrt(0.1)) = 0.75.
     np.testing.assert_allclose(softened, [[0.75, 0.25]], atol=1e-6)
+
+
+def _replace_metadata(saved, target, text):
+    with zipfile.ZipFile(saved) as source, zipfile.ZipFile(target, "w") as archive:
+        for member in source.namelist():
+            if member != METADATA_MEMBER:
+                archive.writestr(member, source.read(member))
+        archive.writestr(METADATA_MEMBER, text)
+    return target
+
+
+def test_metadata_with_wrong_class_count_rejected(tmp_path):
+    saved = save_model(_tiny_model(2), tmp_path / "two.keras", ModelMetadata(["a", "b"], (8, 8)))
+    wrong = ModelMetadata(["a", "b", "c"], (8, 8)).to_json()
+    path = _replace_metadata(saved, tmp_path / "three-names.keras", wrong)
+
+    with pytest.raises(ModelFormatError, match="2 outputs"):
+        create_classifier(str(path))
+
+
+def test_metadata_with_wrong_input_size_rejected(tmp_path):
+    saved = save_model(_tiny_model(2), tmp_path / "eight.keras", ModelMetadata(["a", "b"], (8, 8)))
+    path = _replace_metadata(saved, tmp_path / "big.keras", ModelMetadata(["a", "b"], (64, 64)).to_json())
+
+    with pytest.raises(ModelFormatError, match=r"\(64, 64, 1\)"):
+        create_classifier(str(path))
+
+
+@pytest.mark.parametrize("text", ["null", "[1, 2]", '{"format": 1, "class_names": ["a", "b"]}'])
+def test_malformed_metadata_rejected(tmp_path, text):
+    saved = save_model(_tiny_model(2), tmp_path / "m.keras", ModelMetadata(["a", "b"], (8, 8)))
+    path = _replace_metadata(saved, tmp_path / "bad.keras", text)
+
+    with pytest.raises(ModelFormatError):
+        read_metadata(path)
+
+
+def test_non_finite_temperature_rejected():
+    with pytest.raises(ModelFormatError, match="finite"):
+        ModelMetadata(["a", "b"], (8, 8), temperature=float("nan"))
+
+
+def test_create_classifier_accepts_path_object(tmp_path):
+    path = save_model(_tiny_model(2), tmp_path / "p.keras", ModelMetadata(["x", "y"], (8, 8)))
+
+    assert create_classifier(path).class_names == ("x", "y")

@@ -140,3 +140,38 @@ def test_detect_json_into_folder_fails_cleanly(ssd_home, paper_images, tmp_path,
 
     assert code == 1
     assert str(tmp_path) in capsys.readouterr().err
+
+
+def test_detect_output_into_input_folder_keeps_originals(ssd_home, paper_images, tmp_path, capsys):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    original = (paper_images / "happy" / "1-2.jpg").read_bytes()
+    (folder / "1-2.jpg").write_bytes(original)
+
+    assert main(["detect", str(folder), "--output", str(folder)]) == 0
+
+    assert (folder / "1-2.jpg").read_bytes() == original
+    assert (folder / "1-2_1.jpg").is_file()
+
+
+def test_detect_skips_nested_output_folder(ssd_home, paper_images, tmp_path, capsys):
+    folder = tmp_path / "photos"
+    (folder / "annotated").mkdir(parents=True)
+    (folder / "1-2.jpg").write_bytes((paper_images / "happy" / "1-2.jpg").read_bytes())
+    main(["detect", str(folder), "--output", str(folder / "annotated")])
+    capsys.readouterr()
+
+    assert main(["detect", str(folder), "--output", str(folder / "annotated")]) == 0
+    assert "1 of 1 images processed" in capsys.readouterr().out
+
+
+def test_detect_json_to_stdout_is_parseable(ssd_home, paper_images, capsys):
+    assert main(["detect", str(paper_images / "happy" / "1-2.jpg"), "--json", "-"]) == 0
+
+    data = json.loads(capsys.readouterr().out)
+    assert len(data["results"][0]["faces"]) == 3
+
+
+def test_detect_unknown_detector_is_usage_error(paper_images, capsys):
+    assert main(["detect", str(paper_images / "happy" / "1-2.jpg"), "--detector", "nope"]) == 2
+    assert "'haar'" in capsys.readouterr().err

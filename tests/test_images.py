@@ -157,3 +157,64 @@ def test_prepare_faces_rgb_reverses_bgr():
 def test_prepare_faces_rejects_unknown_color_mode():
     with pytest.raises(ValueError, match="color_mode"):
         prepare_faces([np.zeros((4, 4), np.uint8)], (4, 4), "hsv")
+
+
+def test_exif_rotated_jpeg_read_upright(paper_images, tmp_path):
+    from PIL import Image
+
+    upright = read_image(paper_images / "happy" / "1-2.jpg")
+    # Store the photo turned on its side, with the EXIF tag that tells viewers to turn it back (orientation 6).
+    sideways = Image.fromarray(np.ascontiguousarray(np.rot90(upright[..., ::-1], k=1)))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / "phone.jpg"
+    sideways.save(path, exif=exif, quality=95)
+
+    image = read_image(path)
+
+    assert image.shape == upright.shape
+
+
+def test_jpeg_with_trailing_data_reads(tmp_path):
+    ok, encoded = cv2.imencode(".jpg", np.full((20, 30, 3), 90, np.uint8))
+    path = tmp_path / "motion.jpg"
+    path.write_bytes(encoded.tobytes() + bytes(10_000))
+
+    assert read_image(path).shape == (20, 30, 3)
+
+
+def test_png_claiming_huge_size_raises(tmp_path):
+    import struct
+    import zlib
+
+    header = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
+    chunk = struct.pack(">I", len(header)) + b"IHDR" + header + struct.pack(">I", zlib.crc32(b"IHDR" + header))
+    path = tmp_path / "bomb.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk)
+
+    with pytest.raises(ImageReadError, match="bomb.png"):
+        read_image(path)
+
+
+def test_float_array_above_one_raises():
+    with pytest.raises(ImageReadError, match="0.0-1.0"):
+        load_image(np.full((4, 4, 3), 200.0, np.float32))
+
+
+def test_bool_array_becomes_black_and_white():
+    image = load_image(np.array([[True, False]]))
+
+    assert image[0, 0].tolist() == [255, 255, 255]
+    assert image[0, 1].tolist() == [0, 0, 0]
+
+
+def test_crop_face_box_outside_image_raises():
+    with pytest.raises(ValueError, match="outside"):
+        crop_face(np.full((100, 80, 3), 7, np.uint8), (10, 105, 20, 115))
+
+
+def test_crop_face_partly_outside_is_square_edge_padded():
+    crop = crop_face(np.full((100, 80, 3), 7, np.uint8), (70, 90, 90, 110))
+
+    assert crop.shape == (20, 20, 3)
+    assert (crop == 7).all()

@@ -163,3 +163,46 @@ def test_annotate_rejects_other_image_size(ssd_pipeline, paper_images):
 
     with pytest.raises(ValueError, match="590x350"):
         annotate(np.zeros((10, 10, 3), np.uint8), result)
+
+
+def test_run_reports_unsupported_item_type(ssd_pipeline, paper_images):
+    outcomes = list(ssd_pipeline.run([None, paper_images / "sad" / "Crying-girl.jpg"]))
+
+    assert outcomes[0].source == "<NoneType>"
+    assert isinstance(outcomes[0].error, ImageReadError)
+    assert len(outcomes[1].result) == 1
+
+
+def test_classify_clips_boxes_outside_image(ssd_pipeline, paper_images):
+    from emodetect.results import Detections
+
+    image = read_image(paper_images / "happy" / "1-2.jpg")  # 590 px wide
+    boxes = Detections(np.array([[560, 10, 640, 90], [600, 10, 640, 50]]), np.array([0.9, 0.8]))
+
+    (result,) = ssd_pipeline.classify([image], [boxes])
+
+    assert result.boxes.tolist() == [[560, 10, 590, 90]]
+
+
+def test_detector_accepts_greyscale_array(ssd_home, paper_images):
+    grey = cv2.cvtColor(read_image(paper_images / "happy" / "1-2.jpg"), cv2.COLOR_BGR2GRAY)
+
+    assert len(SSDDetector().detect(grey)) == 3
+    assert len(HaarDetector().detect(grey)) >= 1
+
+
+def test_annotate_greyscale_image_returns_bgr(ssd_pipeline, paper_images):
+    grey = cv2.cvtColor(read_image(paper_images / "happy" / "1-2.jpg"), cv2.COLOR_BGR2GRAY)
+    result = ssd_pipeline(grey)
+
+    drawn = annotate(grey, result)
+
+    assert drawn.shape == (350, 590, 3)
+
+
+def test_annotate_in_place_rejects_view(ssd_pipeline, paper_images):
+    image = read_image(paper_images / "happy" / "1-2.jpg")
+    result = ssd_pipeline(image)
+
+    with pytest.raises(ValueError, match="copy=True"):
+        annotate(image[..., ::-1], result, copy=False)

@@ -83,3 +83,7 @@ def test_result_slicing_keeps_parallel_arrays():
 def test_result_rejects_mismatched_rows():
     with pytest.raises(ValueError, match="parallel arrays"):
         PipelineResult([[0, 0, 1, 1]], [0.9], [[0.5, 0.5], [0.5, 0.5]], ("a", "b"), (10, 10))
+
+
+def test_result_index_with_empty_list():
+    assert len(_result()[[]]) == 0

@@ -162,3 +162,10 @@ def test_download_from_server_verifies_and_caches(shared_dir, monkeypatch, serve
 
     assert sorted(paths) == sorted(weights.REGISTRY)
     assert all(weights.status(name) == "cached" for name in weights.REGISTRY)
+
+
+@pytest.mark.parametrize("value, offline", [("1", True), ("TRUE", True), ("on", True), ("0", False), ("off", False), ("", False)])
+def test_offline_variable_values(monkeypatch, value, offline):
+    monkeypatch.setenv("EMODETECT_OFFLINE", value)
+
+    assert weights.is_offline() is offline

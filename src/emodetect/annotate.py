@@ -7,6 +7,7 @@ import zlib
 import cv2
 import numpy as np
 
+from emodetect.images import to_bgr
 from emodetect.results import PipelineResult
 
 LABEL_COLORS_BGR = {
@@ -34,15 +35,17 @@ def annotate(image: np.ndarray, result: PipelineResult, copy: bool = True) -> np
     Line width and text size follow the image size, so captions stay readable on large photos.
 
     Args:
-        image: The BGR `uint8` image the result was computed on.
+        image: The image the result was computed on: BGR `uint8` `(H, W, 3)`, or any input `load_image`
+            accepts (greyscale and BGRA are converted, so they are always drawn on a copy).
         result: The pipeline's result for that image.
         copy: Draw on a copy (default) instead of on `image` itself.
 
     Returns:
-        The annotated BGR image.
+        The annotated BGR `uint8` image.
 
     Raises:
-        ValueError: The image's size differs from the result's `image_size`.
+        ValueError: The image's size differs from the result's `image_size`, or `copy=False` was given
+            for an image that cannot be drawn on in place (read-only, a strided view, or not BGR `uint8`).
 
     Example:
         >>> import numpy as np
@@ -57,9 +60,15 @@ def annotate(image: np.ndarray, result: PipelineResult, copy: bool = True) -> np
             f"{result.image_size[1]}x{result.image_size[0]}; draw on the image that was processed."
         )
 
-    canvas = image.copy() if copy else image
-    if canvas.ndim == 2:
-        canvas = cv2.cvtColor(canvas, cv2.COLOR_GRAY2BGR)
+    canvas = to_bgr(image)
+    if copy and canvas is image:
+        canvas = image.copy()
+    elif not copy and (canvas is not image or not image.flags.writeable or not image.flags.c_contiguous):
+        raise ValueError(
+            "copy=False needs a writeable, contiguous BGR uint8 image to draw on in place; "
+            f"received dtype {image.dtype}, shape {image.shape}, writeable={image.flags.writeable}, "
+            f"contiguous={image.flags.c_contiguous}. Use copy=True."
+        )
 
     thickness = max(1, round(max(image.shape[:2]) / 400))
     font_scale = max(0.4, max(image.shape[:2]) / 1200)

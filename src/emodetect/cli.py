@@ -88,10 +88,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     level = logging.ERROR if arguments.quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(arguments.verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s: %(message)s")
 
-    from emodetect.errors import EmodetectError
+    from emodetect.errors import EmodetectError, UnknownBackendError
 
     try:
         return int(arguments.handler(arguments))
+    except UnknownBackendError as error:
+        print(f"emodetect: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
     except EmodetectError as error:
         print(f"emodetect: error: {error}", file=sys.stderr)
         return EXIT_FAILED
@@ -104,13 +107,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_FAILED
 
 
-def _expand_inputs(paths: Sequence[Path]) -> list[Path]:
+def _expand_inputs(paths: Sequence[Path], exclude: Optional[Path] = None) -> list[Path]:
+    """List the image files of the given files and folders.
+
+    Files inside `exclude` (the output folder) are left out when it is nested in an input folder, so a second
+    run does not annotate the annotated copies. An output folder that is itself an input folder is kept.
+    """
     from emodetect.images import IMAGE_SUFFIXES
 
+    excluded = exclude.resolve() if exclude is not None else None
     expanded: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found = sorted(child for child in path.rglob("*") if child.is_file() and child.suffix.lower() in IMAGE_SUFFIXES)
+            skip = excluded if excluded is not None and excluded != path.resolve() else None
+            found = sorted(
+                child
+                for child in path.rglob("*")
+                if child.is_file()
+                and child.suffix.lower() in IMAGE_SUFFIXES
+                and (skip is None or skip not in child.resolve().parents)
+            )
             if not found:
                 logger.warning("No image files found in folder %s", path)
             expanded.extend(found)
@@ -139,14 +155,18 @@ def run_detect(arguments: argparse.Namespace) -> int:
     if arguments.threshold is not None and not 0.0 <= arguments.threshold <= 1.0:
         raise ValueError(f"--threshold must be in [0, 1], received {arguments.threshold}.")
 
-    inputs = _expand_inputs(arguments.images)
+    inputs = _expand_inputs(arguments.images, exclude=arguments.output)
+    # With the JSON on stdout, the per-image lines go to stderr so stdout stays parseable.
+    report = sys.stderr if str(arguments.json_file) == "-" else sys.stdout
     pipeline = Pipeline(detector=arguments.detector, classifier=arguments.classifier, confidence_threshold=arguments.threshold)
     if arguments.output:
         arguments.output.mkdir(parents=True, exist_ok=True)
 
     records: list[dict[str, Any]] = []
     failed: list[str] = []
-    used_names: set[str] = set()
+    # Names of inputs that sit in the output folder are taken, so an annotated copy never overwrites its input.
+    output_folder = arguments.output.resolve() if arguments.output else None
+    used_names = {path.name for path in inputs if output_folder is not None and path.resolve().parent == output_folder}
     show_progress = len(inputs) > 20 and sys.stderr.isatty()
     for position, outcome in enumerate(pipeline.run(inputs, skip_errors=True, keep_images=bool(arguments.output)), start=1):
         if show_progress:
@@ -159,7 +179,7 @@ def run_detect(arguments: argparse.Namespace) -> int:
         result = outcome.result
         records.append(result.to_dict())
         labels = ", ".join(f"{label} {score:.2f}" for label, score in zip(result.labels, result.confidences))
-        print(f"{outcome.source}: {len(result)} face{'s' if len(result) != 1 else ''}" + (f" ({labels})" if labels else ""))
+        print(f"{outcome.source}: {len(result)} face{'s' if len(result) != 1 else ''}" + (f" ({labels})" if labels else ""), file=report)
 
         if arguments.output and outcome.image is not None:
             target = arguments.output / _annotated_name(Path(outcome.source), used_names)
@@ -180,7 +200,8 @@ def run_detect(arguments: argparse.Namespace) -> int:
     faces = sum(len(record.get("faces", [])) for record in records)
     print(
         f"{len(inputs) - len(failed)} of {len(inputs)} images processed, {faces} faces found "
-        f"(detector {pipeline.detector.name}, classifier {', '.join(pipeline.class_names)})."
+        f"(detector {pipeline.detector.name}, classifier {', '.join(pipeline.class_names)}).",
+        file=report,
     )
     if failed:
         print(f"emodetect: error: {len(failed)} inputs failed: {', '.join(failed)}", file=sys.stderr)

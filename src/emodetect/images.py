@@ -25,7 +25,9 @@ logger = logging.getLogger(__name__)
 
 PathLike = Union[str, "os.PathLike[str]"]
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".jp2", ".pgm", ".ppm"})
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".jp2", ".pgm", ".ppm"}
+)
 """File suffixes (lower case) that folder readers treat as images."""
 
 _JPEG_START = b"\xff\xd8"
@@ -83,19 +85,28 @@ def decode_image(data: bytes, source: str = "<bytes>") -> np.ndarray:
     if not data:
         raise ImageReadError(f"Image file '{source}' is empty (0 bytes).")
 
-    # OpenCV decodes a JPEG that lost its tail without an error and fills the missing rows with grey.
-    # A face classified from such half-grey pixels is silently wrong, so a missing end marker is an error.
-    if data.startswith(_JPEG_START) and _JPEG_END not in data[-4096:]:
+    # A JPEG cut off before its end-of-image marker may decode with its missing rows filled with grey, and a
+    # face classified from such pixels is silently wrong. Data after the marker (motion photos append a video)
+    # is fine, so the whole buffer is searched.
+    if data.startswith(_JPEG_START) and _JPEG_END not in data:
         raise ImageReadError(
             f"Image file '{source}' is a truncated JPEG (no end-of-image marker); re-download or re-export it."
         )
 
     buffer = np.frombuffer(data, dtype=np.uint8)
-    image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
+    try:
+        # IMREAD_COLOR applies the EXIF orientation tag, so phone photos come out upright; IMREAD_ANYDEPTH keeps
+        # 16-bit files exact until to_bgr scales them. Alpha is dropped.
+        image = cv2.imdecode(buffer, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
+    except cv2.error as error:
+        raise ImageReadError(
+            f"Cannot decode '{source}': {error.err or error}. Images over OpenCV's pixel limit need the "
+            f"environment variable OPENCV_IO_MAX_IMAGE_PIXELS raised before Python starts."
+        ) from None
     if image is None:
         raise ImageReadError(
             f"Cannot decode '{source}' as an image ({len(data)} bytes, starts with {data[:8]!r}). "
-            f"Expected a JPEG, PNG, BMP, WebP or TIFF file."
+            f"Expected a JPEG, PNG, BMP, GIF, WebP or TIFF file."
         )
 
     return to_bgr(image, source=source)
@@ -106,14 +117,15 @@ def to_bgr(image: np.ndarray, source: str = "<array>") -> np.ndarray:
 
     Args:
         image: Array of shape `(H, W)`, `(H, W, 1)`, `(H, W, 3)` (BGR) or `(H, W, 4)` (BGRA). `uint8` is
-            taken as 0-255, `uint16` as 0-65535, and floating point as 0.0-1.0.
+            taken as 0-255, `uint16` as 0-65535, floating point as 0.0-1.0 and `bool` as black and white.
         source: Name used in error messages.
 
     Returns:
         A `uint8` BGR array of shape `(H, W, 3)`. The input is returned unchanged when it already is one.
 
     Raises:
-        ImageReadError: The array has no pixels or a shape that is not an image.
+        ImageReadError: The array has no pixels, a shape that is not an image, or floating-point values
+            above 1.0.
     """
     if not isinstance(image, np.ndarray):
         raise ImageReadError(f"Expected a NumPy array for {source}, received {type(image).__name__}.")
@@ -138,9 +150,18 @@ def to_bgr(image: np.ndarray, source: str = "<array>") -> np.ndarray:
 def _to_uint8(image: np.ndarray, source: str) -> np.ndarray:
     if image.dtype == np.uint16:
         return (image >> 8).astype(np.uint8)
+    if image.dtype == np.bool_:
+        return image.astype(np.uint8) * 255
     if np.issubdtype(image.dtype, np.floating):
-        return np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
-    if np.issubdtype(image.dtype, np.integer) or image.dtype == np.bool_:
+        # A float image in 0-255 would otherwise turn almost white and hide every face.
+        peak = float(np.nanmax(image))
+        if peak > 1.0:
+            raise ImageReadError(
+                f"Expected floating-point pixels in 0.0-1.0 for {source}, received values up to {peak:g}. "
+                f"Convert 0-255 images with image.astype(np.uint8) or divide them by 255."
+            )
+        return np.clip(np.rint(np.nan_to_num(image) * 255.0), 0, 255).astype(np.uint8)
+    if np.issubdtype(image.dtype, np.integer):
         return np.clip(image, 0, 255).astype(np.uint8)
     raise ImageReadError(f"Unsupported pixel type {image.dtype} for {source}; expected uint8, uint16 or float.")
 
@@ -179,7 +200,7 @@ def crop_face(image: np.ndarray, box: Sequence[float], margin: float = 0.0) -> n
         A square array with the same dtype and channels as `image`.
 
     Raises:
-        ValueError: The box has no area or the margin is negative.
+        ValueError: The box has no area, lies outside the image, or the margin is negative.
     """
     x1, y1, x2, y2 = (float(value) for value in box)
     if x2 <= x1 or y2 <= y1:
@@ -194,12 +215,16 @@ def crop_face(image: np.ndarray, box: Sequence[float], margin: float = 0.0) -> n
     size = max(1, int(round(side)))
 
     height, width = image.shape[:2]
-    # Padding keeps faces at the image border square instead of squashing them.
-    pad_left, pad_top = max(0, -left), max(0, -top)
-    pad_right, pad_bottom = max(0, left + size - width), max(0, top + size - height)
-    crop = image[max(0, top) : min(height, top + size), max(0, left) : min(width, left + size)]
-    if pad_left or pad_top or pad_right or pad_bottom:
-        crop = cv2.copyMakeBorder(crop, pad_top, pad_bottom, pad_left, pad_right, cv2.BORDER_REPLICATE)
+    rows = (min(max(top, 0), height), min(max(top + size, 0), height))
+    columns = (min(max(left, 0), width), min(max(left + size, 0), width))
+    if rows[1] <= rows[0] or columns[1] <= columns[0]:
+        raise ValueError(f"The box {tuple(box)} lies outside the {width}x{height} image.")
+
+    crop = image[rows[0] : rows[1], columns[0] : columns[1]]
+    # Padding with edge pixels keeps faces at the image border square instead of squashing them.
+    padding = (rows[0] - top, top + size - rows[1], columns[0] - left, left + size - columns[1])
+    if any(padding):
+        crop = cv2.copyMakeBorder(crop, *padding, cv2.BORDER_REPLICATE)
     return crop
 
 

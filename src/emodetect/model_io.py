@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import tempfile
 import zipfile
@@ -73,8 +74,8 @@ class ModelMetadata:
             raise ModelFormatError(f"Expected a positive input size, received {self.input_size}.")
         if self.crop_margin < 0:
             raise ModelFormatError(f"Expected crop_margin >= 0, received {self.crop_margin}.")
-        if self.temperature <= 0:
-            raise ModelFormatError(f"Expected temperature > 0, received {self.temperature}.")
+        if not math.isfinite(self.temperature) or self.temperature <= 0:
+            raise ModelFormatError(f"Expected a finite temperature > 0, received {self.temperature}.")
 
     def to_json(self) -> str:
         """Serialise to the JSON stored in the model file."""
@@ -92,6 +93,9 @@ class ModelMetadata:
         except json.JSONDecodeError as error:
             raise ModelFormatError(f"Invalid {METADATA_MEMBER}: {error}.") from None
 
+        if not isinstance(values, dict):
+            raise ModelFormatError(f"Invalid {METADATA_MEMBER}: expected a JSON object, received {type(values).__name__}.")
+
         version = values.pop("format", None)
         if version != FORMAT_VERSION:
             raise ModelFormatError(
@@ -100,7 +104,9 @@ class ModelMetadata:
             )
         try:
             return cls(**values)
-        except TypeError as error:
+        except (TypeError, ValueError) as error:
+            if isinstance(error, ModelFormatError):
+                raise
             raise ModelFormatError(f"Invalid {METADATA_MEMBER}: {error}.") from None
 
 
@@ -119,20 +125,14 @@ def save_model(model: "keras.Model", path: Union[str, "os.PathLike[str]"], metad
         The path written.
 
     Raises:
-        ValueError: The path does not end with `.keras`, or the model's output size does not match the
-            number of classes.
+        ValueError: The path does not end with `.keras`.
+        ModelFormatError: The model's input or output shape does not match the metadata (a `ValueError`).
     """
     path = Path(path)
     if path.suffix != ".keras":
         raise ValueError(f"Expected a model path ending with '.keras', received '{path}'.")
 
-    expected_units = 1 if metadata.output == "sigmoid" else len(metadata.class_names)
-    units = int(model.output_shape[-1])
-    if units != expected_units:
-        raise ValueError(
-            f"The model has {units} outputs but the metadata ({metadata.output}, classes {metadata.class_names}) "
-            f"expects {expected_units}."
-        )
+    check_model_matches(model, metadata)
 
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(suffix=".keras", dir=path.parent, prefix=f".{path.stem}-")
@@ -183,6 +183,8 @@ def read_metadata(path: Union[str, "os.PathLike[str]"]) -> ModelMetadata:
     try:
         with zipfile.ZipFile(path) as archive:
             text = archive.read(METADATA_MEMBER).decode("utf-8")
+    except UnicodeDecodeError:
+        raise ModelFormatError(f"The {METADATA_MEMBER} of '{path}' is not UTF-8 text.") from None
     except zipfile.BadZipFile:
         raise ModelFormatError(f"'{path}' is not a Keras 3 '.keras' file (not a zip archive).") from None
     except KeyError:
@@ -212,4 +214,30 @@ def load_model(path: Union[str, "os.PathLike[str]"]) -> tuple["keras.Model", Mod
         model = keras.saving.load_model(path, compile=False)
     except Exception as error:  # Keras raises many exception types for a damaged archive.
         raise ModelFormatError(f"Keras cannot load '{path}': {error}") from error
+
+    check_model_matches(model, metadata, source=str(path))
     return model, metadata
+
+
+def check_model_matches(model: "keras.Model", metadata: ModelMetadata, source: str = "the model") -> None:
+    """Check that a model's input and output shapes agree with its metadata.
+
+    Raises:
+        ModelFormatError: The output units, input size or channel count differ from the metadata.
+    """
+    channels = 1 if metadata.color_mode == "grayscale" else 3
+    expected_input = (metadata.input_size[0], metadata.input_size[1], channels)
+    actual_input = tuple(model.input_shape[1:])
+    if actual_input != expected_input:
+        raise ModelFormatError(
+            f"The metadata of {source} describes {metadata.color_mode} input of {expected_input}, but the network "
+            f"takes {actual_input}. Save the model again with matching input_size and color_mode."
+        )
+
+    expected_units = 1 if metadata.output == "sigmoid" else len(metadata.class_names)
+    units = int(model.output_shape[-1])
+    if units != expected_units:
+        raise ModelFormatError(
+            f"The network of {source} has {units} outputs, but its metadata ({metadata.output}, classes "
+            f"{metadata.class_names}) expects {expected_units}."
+        )

@@ -33,6 +33,15 @@ class ItemOutcome:
     image: Optional[np.ndarray] = None
 
 
+def _describe(item: object) -> str:
+    """Name an input for messages and results: its path, `<array>`, or its type."""
+    if isinstance(item, np.ndarray):
+        return "<array>"
+    if isinstance(item, (str, os.PathLike)):
+        return os.fspath(item)  # type: ignore[return-value]
+    return f"<{type(item).__name__}>"
+
+
 class Pipeline:
     """Detect faces and classify each one's expression.
 
@@ -65,8 +74,8 @@ class Pipeline:
         confidence_threshold: Optional[float] = None,
         images_per_batch: int = 16,
     ) -> None:
-        if images_per_batch < 1:
-            raise ValueError(f"Expected images_per_batch >= 1, received {images_per_batch}.")
+        if not isinstance(images_per_batch, int) or images_per_batch < 1:
+            raise ValueError(f"Expected an integer images_per_batch >= 1, received {images_per_batch!r}.")
 
         self.detector = self._build_detector(detector, confidence_threshold)
         if isinstance(classifier, EmotionClassifier):
@@ -126,7 +135,7 @@ class Pipeline:
             ImageReadError: An input cannot be read; no result is returned for the others. Use `run` to
                 skip unreadable inputs instead.
         """
-        single = isinstance(images, (str, os.PathLike, np.ndarray))
+        single = isinstance(images, (str, bytes, os.PathLike, np.ndarray))
         items: Sequence[ImageInput] = [images] if single else list(images)  # type: ignore[list-item]
 
         results = []
@@ -154,8 +163,7 @@ class Pipeline:
         """
         batch: list[tuple[str, ImageInput]] = []
         for item in images:
-            source = "<array>" if isinstance(item, np.ndarray) else os.fspath(item)
-            batch.append((source, item))
+            batch.append((_describe(item), item))
             if len(batch) == self.images_per_batch:
                 yield from self._process_batch(batch, skip_errors, keep_images)
                 batch = []
@@ -180,7 +188,7 @@ class Pipeline:
         detections = self.detector.detect_batch(images) if images else []
         results = self.classify(images, detections)
         for (index, image), result in zip(loaded, results):
-            result.source = None if outcomes[index].source == "<array>" else outcomes[index].source
+            result.source = None if outcomes[index].source.startswith("<") else outcomes[index].source
             outcomes[index].result = result
             if keep_images:
                 outcomes[index].image = image
@@ -195,7 +203,16 @@ class Pipeline:
 
         Returns:
             One result per image.
+
+        Raises:
+            ValueError: `images` and `detections` differ in length.
         """
+        if len(images) != len(detections):
+            raise ValueError(f"Expected one Detections per image, received {len(images)} images and {len(detections)}.")
+
+        # Boxes from a plugin detector or from the caller may leave the image; clip them as the built-in
+        # detectors do, so every crop holds image pixels.
+        detections = [Detections.from_boxes(found.boxes, found.scores, image.shape) for image, found in zip(images, detections)]
         crops = [
             crop_face(image, box, self.classifier.crop_margin)
             for image, found in zip(images, detections)

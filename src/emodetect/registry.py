@@ -109,6 +109,9 @@ class Registry(Generic[T]):
         self._entry_points_loaded = True
 
         for entry_point in metadata.entry_points(group=self.entry_point_group):
+            if not entry_point.name or any(character.isspace() for character in entry_point.name):
+                logger.warning("Ignoring %s entry point %r: names must not contain spaces.", self.kind, entry_point.name)
+                continue
             if entry_point.name in self._specs:
                 logger.warning(
                     "Ignoring %s entry point %r from %r: the name is already registered.",

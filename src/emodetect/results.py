@@ -24,7 +24,11 @@ def _as_index(index: Index) -> Union[slice, np.ndarray]:
     # An integer keeps the leading axis so that indexing always returns the same type with parallel arrays.
     if isinstance(index, (int, np.integer)):
         return np.array([index])
-    return index if isinstance(index, slice) else np.asarray(index)
+    if isinstance(index, slice):
+        return index
+    selected = np.asarray(index)
+    # An empty list would become a float array, which NumPy refuses as an index.
+    return selected.astype(np.intp) if selected.size == 0 else selected
 
 
 @dataclass

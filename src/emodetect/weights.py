@@ -76,8 +76,8 @@ def cache_dir() -> Path:
 
 
 def is_offline() -> bool:
-    """Return whether `EMODETECT_OFFLINE` forbids downloads (any value but empty, 0, false or no)."""
-    return os.environ.get(OFFLINE_VARIABLE, "").strip().lower() not in ("", "0", "false", "no")
+    """Return whether `EMODETECT_OFFLINE` forbids downloads: set to 1, true, yes or on (any case)."""
+    return os.environ.get(OFFLINE_VARIABLE, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def file_sha256(path: Union[str, "os.PathLike[str]"]) -> str:
@@ -250,6 +250,11 @@ def import_weights(folder: Union[str, "os.PathLike[str]"]) -> ImportReport:
         try:
             shutil.copyfile(source, temporary)
             os.replace(temporary, target_dir / name)
+        except OSError as error:
+            # One file that cannot be written (a folder in its place, a full disk) must not stop the others.
+            report.rejected[name] = f"cannot write it into the cache: {error}"
+            logger.error("Cannot import %s into %s: %s", name, target_dir, error)
+            continue
         finally:
             if os.path.exists(temporary):
                 os.remove(temporary)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import abc
+import os
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Union
 
 import numpy as np
 
@@ -48,29 +49,41 @@ class EmotionClassifier(abc.ABC):
         return f"{type(self).__name__}(class_names={list(self.class_names)})"
 
 
-def create_classifier(name: str = "happy-sad", **kwargs: Any) -> EmotionClassifier:
+def create_classifier(name: Union[str, "os.PathLike[str]"] = "happy-sad", **kwargs: Any) -> EmotionClassifier:
     """Build a classifier by registered name, or load one from a saved `.keras` file.
 
     Args:
-        name: A registered name (see `list_classifiers`) or the path of a model saved by emodetect.
+        name: A registered name (see `list_classifiers`), or the path of a model saved by emodetect. A name
+            that is not registered is taken as a path when it ends with `.keras` or names an existing file.
         **kwargs: Passed to the backend's factory.
 
     Returns:
         The classifier.
 
     Raises:
-        UnknownBackendError: `name` is neither registered nor an existing `.keras` file.
+        UnknownBackendError: `name` is neither registered nor a model path.
+        ModelNotFoundError: A `.keras` path does not exist.
+        ModelFormatError: The file is not a model saved by emodetect.
+        TypeError: A plugin's factory returned something that is not an `EmotionClassifier`.
 
     Example:
         >>> classifier = create_classifier("happy-sad")
         >>> classifier.class_names
         ('happy', 'sad')
     """
-    if name.endswith(".keras") and name not in CLASSIFIERS.names():
+    name = os.fspath(name)
+    if name not in CLASSIFIERS.names() and (name.lower().endswith(".keras") or os.path.isfile(name)):
         from emodetect.classifiers.keras_model import KerasEmotionClassifier
 
         return KerasEmotionClassifier.from_file(name, **kwargs)
-    return CLASSIFIERS.create(name, **kwargs)
+
+    classifier = CLASSIFIERS.create(name, **kwargs)
+    if not isinstance(classifier, EmotionClassifier):
+        raise TypeError(
+            f"The classifier factory registered as {name!r} returned {type(classifier).__name__}, "
+            f"expected an EmotionClassifier subclass."
+        )
+    return classifier
 
 
 def list_classifiers(pattern: str = "*") -> list[str]:

@@ -54,13 +54,20 @@ def create_detector(name: str = "ssd", **kwargs: Any) -> Detector:
     Raises:
         UnknownBackendError: No detector has that name; the message lists the valid names.
         WeightsError: The backend's weights cannot be had.
+        TypeError: A plugin's factory returned something that is not a `Detector`.
 
     Example:
         >>> detector = create_detector("haar")
         >>> len(detector.detect(np.zeros((120, 160, 3), np.uint8)))
         0
     """
-    return DETECTORS.create(name, **kwargs)
+    detector = DETECTORS.create(name, **kwargs)
+    if not isinstance(detector, Detector):
+        raise TypeError(
+            f"The detector factory registered as {name!r} returned {type(detector).__name__}, "
+            f"expected a Detector subclass."
+        )
+    return detector
 
 
 def list_detectors(pattern: str = "*") -> list[str]:

@@ -12,6 +12,7 @@ import numpy as np
 from emodetect import weights
 from emodetect.detectors.base import DETECTORS, Detector
 from emodetect.errors import WeightsError
+from emodetect.images import to_bgr
 from emodetect.results import Detections
 
 logger = logging.getLogger(__name__)
@@ -63,13 +64,18 @@ class SSDDetector(Detector):
         try:
             self._net = cv2.dnn.readNetFromTensorflow(str(model_file), str(config_file))
         except cv2.error as error:
+            advice = (
+                "Check the model_path and config_path files."
+                if model_path or config_path
+                else "Delete them and run 'emodetect download' again."
+            )
             raise WeightsError(
-                f"OpenCV cannot load the SSD from '{model_file}' and '{config_file}': {error.msg.strip()}. "
-                f"Delete them and run 'emodetect download' again."
+                f"OpenCV cannot load the SSD from '{model_file}' and '{config_file}': {error.err or error}. {advice}"
             ) from None
 
     def detect(self, image: np.ndarray) -> Detections:
         """Find faces in a BGR `uint8` image; see `Detector.detect`."""
+        image = to_bgr(image)  # Returns a BGR uint8 image unchanged, and converts grey or BGRA input.
         # blobFromImage resizes to 300x300 and subtracts the mean; the network expects BGR, so no channel swap.
         # The graph's DetectionOutput layer rejects batches of several images in OpenCV 4.14, so images go
         # through one at a time.
@@ -103,6 +109,9 @@ class HaarDetector(Detector):
         scale_factor: Image pyramid step of the cascade.
         max_side: Larger images are shrunk to this longer side before the search, for speed; boxes are
             mapped back to the original image.
+
+    Raises:
+        ValueError: A parameter is outside its range.
     """
 
     name = "haar"
@@ -114,6 +123,11 @@ class HaarDetector(Detector):
         scale_factor: float = 1.1,
         max_side: int = 800,
     ) -> None:
+        if min_neighbors < 1 or scale_factor <= 1.0 or max_side < 32:
+            raise ValueError(
+                f"Expected min_neighbors >= 1, scale_factor > 1 and max_side >= 32, received "
+                f"min_neighbors={min_neighbors}, scale_factor={scale_factor}, max_side={max_side}."
+            )
         self.confidence_threshold = _check_threshold(confidence_threshold)
         self.min_neighbors = int(min_neighbors)
         self.scale_factor = float(scale_factor)
@@ -125,7 +139,8 @@ class HaarDetector(Detector):
 
     def detect(self, image: np.ndarray) -> Detections:
         """Find faces in a BGR `uint8` image; see `Detector.detect`."""
-        grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
+        image = to_bgr(image)
+        grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         scale = min(1.0, self.max_side / max(grey.shape[:2]))
         if scale < 1.0:
             grey = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
