@@ -8,9 +8,9 @@ import importlib
 import pytest
 
 MODULES = [
-    "emodetect.annotate",
     "emodetect.classifiers.base",
     "emodetect.detectors.base",
+    "emodetect.drawing",
     "emodetect.images",
     "emodetect.pipeline",
     "emodetect.results",

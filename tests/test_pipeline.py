@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from emodetect import Pipeline
-from emodetect.annotate import annotate
+from emodetect.drawing import annotate
 from emodetect.detectors import HaarDetector, SSDDetector
 from emodetect.errors import ImageReadError, WeightsError
 from emodetect.images import read_image

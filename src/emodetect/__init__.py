@@ -28,7 +28,7 @@ _EXPORTS = {
     "EmotionClassifier": "emodetect.classifiers",
     "create_classifier": "emodetect.classifiers",
     "list_classifiers": "emodetect.classifiers",
-    "annotate": "emodetect.annotate",
+    "annotate": "emodetect.drawing",
     "load_image": "emodetect.images",
     "EmodetectError": "emodetect.errors",
     "ImageReadError": "emodetect.errors",
@@ -39,7 +39,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
 if TYPE_CHECKING:
-    from emodetect.annotate import annotate
+    from emodetect.drawing import annotate
     from emodetect.classifiers import EmotionClassifier, create_classifier, list_classifiers
     from emodetect.detectors import Detector, create_detector, list_detectors
     from emodetect.errors import EmodetectError, ImageReadError, UnknownBackendError, WeightsError

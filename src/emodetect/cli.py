@@ -149,7 +149,7 @@ def run_detect(arguments: argparse.Namespace) -> int:
     """Handle `emodetect detect`."""
     import cv2
 
-    from emodetect.annotate import annotate
+    from emodetect.drawing import annotate
     from emodetect.pipeline import Pipeline
 
     if arguments.threshold is not None and not 0.0 <= arguments.threshold <= 1.0:

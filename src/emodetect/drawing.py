@@ -1,4 +1,7 @@
-"""Drawing results on images: a box and a "label score" caption per face."""
+"""Drawing results on images: a box and a "label score" caption per face.
+
+The module is named `drawing` so that `emodetect.annotate` always names the function, not a submodule.
+"""
 
 from __future__ import annotations
 
