@@ -6,7 +6,7 @@ import logging
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Optional, Union, overload
+from typing import TYPE_CHECKING, Callable, Optional, Union, overload
 
 import numpy as np
 
@@ -15,6 +15,10 @@ from emodetect.detectors import Detector, create_detector
 from emodetect.errors import EmodetectError, WeightsError
 from emodetect.images import PathLike, crop_face, load_image
 from emodetect.results import Detections, PipelineResult
+from emodetect.tracking import DEFAULT_TIME_CONSTANT
+
+if TYPE_CHECKING:
+    from emodetect.video import VideoProcessor
 
 logger = logging.getLogger(__name__)
 
@@ -235,6 +239,68 @@ class Pipeline:
             )
             start = stop
         return results
+
+    def process_video(
+        self,
+        source: Union[int, PathLike],
+        output: Optional[PathLike] = None,
+        csv_path: Optional[PathLike] = None,
+        jsonl_path: Optional[PathLike] = None,
+        every: int = 1,
+        tracking: bool = True,
+        time_constant: float = DEFAULT_TIME_CONSTANT,
+        max_frames: Optional[int] = None,
+        progress: Optional[Callable[[int, Optional[int]], None]] = None,
+        keep_frames: bool = False,
+    ) -> "VideoProcessor":
+        """Detect and classify the faces of a video file or a camera, frame by frame.
+
+        Tracking is on by default: faces keep an id across frames and each face's probabilities are
+        smoothed with an exponential moving average of time constant `time_constant` seconds (see
+        `emodetect.tracking`). Still images are never tracked.
+
+        Args:
+            source: A camera index (`0` is the first camera), a string of digits meaning the same, or the
+                path of a video file.
+            output: Path of an annotated copy of the video (`.mp4`, `.m4v`, `.mov`, `.avi` or `.mkv`).
+            csv_path: Path of a CSV table with one row per face per processed frame.
+            jsonl_path: Path of a JSON Lines file with one object per processed frame.
+            every: Process every `every`-th frame (1 processes all of them).
+            tracking: Give faces persistent ids and smooth their probabilities.
+            time_constant: Smoothing time constant in seconds. 0 keeps ids but turns smoothing off.
+            max_frames: Stop after reading this many frames (`None`: to the end, or Ctrl-C for a camera).
+            progress: Called after each frame read with the frames read so far and the file's frame count
+                (`None` for a camera).
+            keep_frames: Put each processed BGR frame in its result.
+
+        Returns:
+            A `VideoProcessor`: iterate over it for one `VideoFrameResult` per processed frame, or call its
+            `run()` to only write the outputs. Its `stats` counts frames, damaged frames and faces.
+
+        Raises:
+            VideoReadError: The source cannot be opened.
+            VideoWriteError: The output suffix is not supported.
+
+        Example:
+            >>> pipeline = Pipeline()  # doctest: +SKIP
+            >>> for frame in pipeline.process_video("clip.mp4", csv_path="faces.csv"):  # doctest: +SKIP
+            ...     print(frame.index, frame.result.track_ids, frame.result.labels)
+        """
+        from emodetect.video import VideoProcessor
+
+        return VideoProcessor(
+            self,
+            source,
+            output=output,
+            csv_path=csv_path,
+            jsonl_path=jsonl_path,
+            every=every,
+            tracking=tracking,
+            time_constant=time_constant,
+            max_frames=max_frames,
+            progress=progress,
+            keep_frames=keep_frames,
+        )
 
     def __repr__(self) -> str:
         return f"Pipeline(detector={self.detector!r}, classifier={self.classifier!r})"

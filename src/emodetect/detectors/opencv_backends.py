@@ -40,10 +40,13 @@ class SSDDetector(Detector):
         confidence_threshold: Minimum detector confidence to keep a face, in [0, 1].
         model_path: The `.pb` weights; by default fetched into the cache (see `emodetect.weights`).
         config_path: The `.pbtxt` graph description; by default fetched like the weights.
+        input_size: `(width, height)` in pixels that the image is resized to for the network, which was
+            trained at 300x300. The time per image grows with the pixel count, so a smaller size runs
+            faster but misses smaller faces.
 
     Raises:
         WeightsError: The weights are not cached and cannot be downloaded.
-        ValueError: The threshold is outside [0, 1].
+        ValueError: The threshold is outside [0, 1], or `input_size` is not two positive sides.
     """
 
     name = "ssd"
@@ -53,8 +56,12 @@ class SSDDetector(Detector):
         confidence_threshold: float = 0.5,
         model_path: Optional[str] = None,
         config_path: Optional[str] = None,
+        input_size: tuple[int, int] = SSD_INPUT_SIZE,
     ) -> None:
         self.confidence_threshold = _check_threshold(confidence_threshold)
+        if len(input_size) != 2 or min(int(side) for side in input_size) < 1:
+            raise ValueError(f"Expected input_size (width, height) with positive sides, received {input_size}.")
+        self.input_size = (int(input_size[0]), int(input_size[1]))
         if model_path and config_path:
             model_file, config_file = Path(model_path), Path(config_path)
         else:
@@ -76,10 +83,10 @@ class SSDDetector(Detector):
     def detect(self, image: np.ndarray) -> Detections:
         """Find faces in a BGR `uint8` image; see `Detector.detect`."""
         image = to_bgr(image)  # Returns a BGR uint8 image unchanged, and converts grey or BGRA input.
-        # blobFromImage resizes to 300x300 and subtracts the mean; the network expects BGR, so no channel swap.
+        # blobFromImage resizes to input_size and subtracts the mean; the network expects BGR, so no channel swap.
         # The graph's DetectionOutput layer rejects batches of several images in OpenCV 4.14, so images go
         # through one at a time.
-        blob = cv2.dnn.blobFromImage(image, 1.0, SSD_INPUT_SIZE, SSD_MEAN_BGR, swapRB=False, crop=False)
+        blob = cv2.dnn.blobFromImage(image, 1.0, self.input_size, SSD_MEAN_BGR, swapRB=False, crop=False)
         self._net.setInput(blob)
         output = self._net.forward()  # shape (1, 1, N, 7): image index, class, confidence, x1, y1, x2, y2
 
@@ -91,7 +98,8 @@ class SSDDetector(Detector):
         return Detections.from_boxes(boxes, rows[:, 2], image.shape)
 
     def __repr__(self) -> str:
-        return f"SSDDetector(confidence_threshold={self.confidence_threshold})"
+        size = "" if self.input_size == SSD_INPUT_SIZE else f", input_size={self.input_size}"
+        return f"SSDDetector(confidence_threshold={self.confidence_threshold}{size})"
 
 
 @DETECTORS.register("haar", "OpenCV's bundled Haar cascade for frontal faces; needs no download.")
