@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
@@ -31,11 +31,14 @@ class FileDataset:
         files: Image paths.
         labels: One label per file, an index into `class_names`.
         class_names: Class names, in label order.
+        skipped: Files of the class folders that were left out, each with the reason. `subset` does not
+            copy it, so a split reports each skipped file once, on the listing it came from.
     """
 
     files: list[Path]
     labels: np.ndarray
     class_names: list[str]
+    skipped: dict[Path, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.labels = np.asarray(self.labels, dtype=np.int64)
@@ -58,36 +61,56 @@ class FileDataset:
 
 @dataclass
 class ArrayDataset:
-    """Preprocessed faces in memory: `x` as returned by `prepare_faces`, `y` integer labels."""
+    """Preprocessed faces in memory.
+
+    Attributes:
+        x: `float32` batch as returned by `prepare_faces`, values 0-255.
+        y: Integer labels, indices into `class_names`.
+        class_names: Class names, in label order.
+        files: The source image of each row of `x`. A photo with several faces appears once per face.
+        skipped: Files left out while loading, each with the reason (cannot be decoded, no face found).
+    """
 
     x: np.ndarray
     y: np.ndarray
     class_names: list[str]
     files: list[Path] = field(default_factory=list)
+    skipped: dict[Path, str] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.y)
+
+    def class_counts(self) -> dict[str, int]:
+        """Return the number of rows per class name."""
+        counts = np.bincount(self.y, minlength=len(self.class_names))
+        return {name: int(count) for name, count in zip(self.class_names, counts)}
 
 
 def list_image_folder(
     root: Union[str, "os.PathLike[str]"],
     class_names: Optional[Sequence[str]] = None,
+    min_classes: int = 2,
+    report: bool = True,
 ) -> FileDataset:
     """List the images of a folder whose sub-folders are classes.
 
-    Files whose suffix is not an image suffix are skipped and counted in one warning. Whether each image
-    decodes is checked when it is loaded (`load_arrays`), not here.
+    Files whose suffix is not an image suffix are skipped, recorded in `FileDataset.skipped` and listed in
+    one warning. Whether each image decodes is checked when it is loaded (`load_arrays`), not here.
 
     Args:
         root: Folder with one sub-folder per class.
         class_names: Classes to take, in label order. Sub-folders not named here are reported and left out.
             By default every sub-folder is a class, in sorted order.
+        min_classes: Minimum number of classes. Training needs 2. Evaluating a model on a folder that
+            contains only some of its classes may pass 1.
+        report: Log the warning about skipped files. Callers that merge several reports into one warning
+            pass `False` and read `FileDataset.skipped`.
 
     Returns:
         The files and their labels.
 
     Raises:
-        DatasetError: The folder is missing, has fewer than two classes, or a class has no image.
+        DatasetError: The folder is missing, has fewer than `min_classes` classes, or a class has no image.
     """
     root = Path(root)
     if not root.is_dir():
@@ -107,15 +130,15 @@ def list_image_folder(
         if extra:
             logger.warning("Leaving out sub-folders of '%s' that are not classes of the model: %s", root, extra)
 
-    if len(class_names) < 2:
+    if len(class_names) < min_classes:
         raise DatasetError(
-            f"Expected at least two class sub-folders in '{root}', found {len(class_names)}: {list(class_names)}. "
-            f"Put each class's images in its own sub-folder, such as happy/ and sad/."
+            f"Expected at least {min_classes} class sub-folders in '{root}', found {len(class_names)}: "
+            f"{list(class_names)}. Put each class's images in its own sub-folder, such as happy/ and sad/."
         )
 
     files: list[Path] = []
     labels: list[int] = []
-    skipped: list[Path] = []
+    skipped: dict[Path, str] = {}
     for label, name in enumerate(class_names):
         class_files = []
         for path in sorted((root / name).rglob("*")):
@@ -124,15 +147,18 @@ def list_image_folder(
             if path.suffix.lower() in IMAGE_SUFFIXES:
                 class_files.append(path)
             else:
-                skipped.append(path)
+                skipped[path] = "not an image file type"
         if not class_files:
-            raise DatasetError(f"Class '{name}' has no image files in '{root / name}'.")
+            raise DatasetError(
+                f"Class '{name}' has no image files in '{root / name}'. Expected files ending with one of "
+                f"{sorted(IMAGE_SUFFIXES)}; add images or remove the folder."
+            )
         files.extend(class_files)
         labels.extend([label] * len(class_files))
 
-    if skipped:
-        _warn_skipped(skipped, "not an image file type")
-    return FileDataset(files, np.asarray(labels), list(class_names))
+    if report:
+        warn_skipped(skipped)
+    return FileDataset(files, np.asarray(labels), list(class_names), skipped=skipped)
 
 
 def split_dataset(
@@ -143,7 +169,10 @@ def split_dataset(
     """Split files once into disjoint parts, stratified by class.
 
     Each class is shuffled with `seed` and cut in the given proportions, so every part keeps the class
-    balance of the whole. The same seed and files always give the same parts.
+    balance of the whole. The same seed and files always give the same parts. The classes are shuffled in
+    the sorted order of their names, not in label order, so evaluating a model whose class order differs
+    from the folder's sorted order finds the same test files. A split of the same folder with fewer
+    classes differs, because the classes share one generator.
 
     Args:
         dataset: The files to split.
@@ -163,7 +192,10 @@ def split_dataset(
     generator = np.random.default_rng(seed)
     parts: list[list[int]] = [[] for _ in fractions]
     boundaries = np.cumsum(fractions)[:-1]
-    for label in range(len(dataset.class_names)):
+    # With the default sorted class names this is also the label order, the order in which the shipped
+    # models' early-stopping and calibration tenths were drawn, so those splits stay the same.
+    for name in sorted(dataset.class_names):
+        label = dataset.class_names.index(name)
         indices = np.flatnonzero(dataset.labels == label)
         # Sorting first makes the split independent of the order the file system listed the files in.
         indices = indices[np.argsort([str(dataset.files[index]) for index in indices], kind="stable")]
@@ -180,49 +212,73 @@ def load_arrays(
     input_size: tuple[int, int],
     color_mode: str,
     progress: bool = True,
+    report: bool = True,
 ) -> ArrayDataset:
     """Read and preprocess every image of a dataset, skipping files that do not decode.
 
     Images are taken as face crops already and go through `prepare_faces`, the preprocessing used at
-    inference.
+    inference. Each image is preprocessed as soon as it is read, so large photos are never all in memory.
 
     Args:
         dataset: Files and labels.
         input_size: `(height, width)` of the model input.
         color_mode: `"grayscale"` or `"rgb"`.
         progress: Log progress every 2,000 images.
+        report: Log one warning listing the files that do not decode. They are also recorded in
+            `ArrayDataset.skipped`.
 
     Returns:
         The preprocessed images and labels of the files that decoded.
 
     Raises:
-        DatasetError: No file decoded.
+        DatasetError: The dataset has files but none of them decoded.
     """
-    images: list[np.ndarray] = []
+    rows: list[np.ndarray] = []
     labels: list[int] = []
     kept: list[Path] = []
-    unreadable: list[Path] = []
+    skipped: dict[Path, str] = {}
     for index, (path, label) in enumerate(zip(dataset.files, dataset.labels)):
         try:
-            images.append(read_image(path))
-        except ImageReadError:
-            unreadable.append(path)
+            image = read_image(path)
+        except ImageReadError as error:
+            skipped[path] = f"cannot be decoded: {error}"
             continue
+        rows.append(prepare_faces([image], input_size, color_mode))
         labels.append(int(label))
         kept.append(path)
         if progress and (index + 1) % 2000 == 0:
             logger.info("Loaded %d of %d images", index + 1, len(dataset))
 
-    if unreadable:
-        _warn_skipped(unreadable, "cannot be decoded")
-    if not images:
-        raise DatasetError(f"None of the {len(dataset)} files could be read as an image.")
+    if report:
+        warn_skipped(skipped)
+    if len(dataset) and not rows:
+        raise DatasetError(f"None of the {len(dataset)} files could be read as an image: {_list_paths(list(skipped))}.")
 
-    x = prepare_faces(images, input_size, color_mode)
-    return ArrayDataset(x=x, y=np.asarray(labels, dtype=np.int64), class_names=list(dataset.class_names), files=kept)
+    channels = 1 if color_mode == "grayscale" else 3
+    x = np.concatenate(rows) if rows else np.zeros((0, *input_size, channels), dtype=np.float32)
+    return ArrayDataset(
+        x=x,
+        y=np.asarray(labels, dtype=np.int64),
+        class_names=list(dataset.class_names),
+        files=kept,
+        skipped=skipped,
+    )
 
 
-def _warn_skipped(paths: Sequence[Path], reason: str) -> None:
-    shown = ", ".join(f"'{path}'" for path in paths[:10])
-    more = f" and {len(paths) - 10} more" if len(paths) > 10 else ""
-    logger.warning("Skipped %d files (%s): %s%s", len(paths), reason, shown, more)
+def warn_skipped(skipped: Mapping[Path, str]) -> None:
+    """Log one warning that counts and lists skipped files with their reasons (nothing when empty).
+
+    Args:
+        skipped: Path to the reason it was left out, as in `FileDataset.skipped`.
+    """
+    if not skipped:
+        return
+    items = list(skipped.items())
+    shown = "; ".join(f"'{path}' ({reason})" for path, reason in items[:20])
+    more = f"; and {len(items) - 20} more" if len(items) > 20 else ""
+    logger.warning("Skipped %d unreadable or non-image files: %s%s", len(items), shown, more)
+
+
+def _list_paths(paths: Sequence[Path], limit: int = 10) -> str:
+    shown = ", ".join(f"'{path}'" for path in paths[:limit])
+    return shown + (f" and {len(paths) - limit} more" if len(paths) > limit else "")

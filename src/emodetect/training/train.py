@@ -5,6 +5,7 @@ This module imports Keras (and so TensorFlow) when it is imported; `import emode
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from dataclasses import dataclass, field
@@ -38,6 +39,8 @@ class TrainingConfig:
             best weights; `None` disables early stopping.
         checkpoint: Path of a `.keras` file that receives the best model after every improving epoch, or `None`.
         cosine_decay: Decay the learning rate along a cosine to zero over `epochs` instead of keeping it fixed.
+        freeze_features: Train only the layers after the network's last `Flatten` or global pooling layer
+            (see `freeze_feature_layers`); used to fine-tune a saved model on little data.
         verbose: Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch.
     """
 
@@ -51,6 +54,7 @@ class TrainingConfig:
     early_stopping_patience: Optional[int] = None
     checkpoint: Optional[Union[str, "os.PathLike[str]"]] = None
     cosine_decay: bool = False
+    freeze_features: bool = False
     verbose: int = 2
 
 
@@ -87,6 +91,46 @@ def make_augmentation(seed: int = 0) -> keras.Sequential:
     )
 
 
+FEATURE_BOUNDARY_LAYERS = (
+    keras.layers.Flatten,
+    keras.layers.GlobalAveragePooling2D,
+    keras.layers.GlobalMaxPooling2D,
+)
+"""Layer types that end the feature extractor of an emodetect network; the layers after them classify."""
+
+
+def freeze_feature_layers(model: keras.Model) -> list[str]:
+    """Freeze every layer up to and including the last `Flatten` or global pooling layer.
+
+    The frozen layers are the convolutional feature extractor; the dense layers after them stay
+    trainable. Frozen batch-normalisation layers also stop updating their statistics, because Keras 3 runs
+    a non-trainable `BatchNormalization` in inference mode.
+
+    Args:
+        model: A functional or sequential Keras model; it is changed in place.
+
+    Returns:
+        The names of the layers that stay trainable.
+
+    Raises:
+        ValueError: The model has no `Flatten` or global pooling layer, so the feature layers are unknown.
+    """
+    layers = list(model.layers)
+    boundaries = [index for index, layer in enumerate(layers) if isinstance(layer, FEATURE_BOUNDARY_LAYERS)]
+    if not boundaries:
+        raise ValueError(
+            f"Model {model.name!r} has no Flatten or global pooling layer, so its feature layers cannot be separated "
+            f"from its classifier layers. Set layer.trainable = False on the layers to freeze instead."
+        )
+
+    last = boundaries[-1]
+    for layer in layers[: last + 1]:
+        layer.trainable = False
+    trainable = [layer.name for layer in layers[last + 1 :] if layer.weights]
+    logger.info("Froze %d feature layers; training %s", last + 1, trainable)
+    return trainable
+
+
 def class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
     """Return weights that make each class contribute equally to the loss (mean weight per sample is 1)."""
     counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
@@ -107,13 +151,15 @@ def train_classifier(
     """Train an emotion classifier on preprocessed faces.
 
     Either builds a fresh network from `architecture`, or continues training `model` (fine-tuning), in
-    which case `metadata` must describe it.
+    which case `metadata` must describe it. The returned metadata is a copy: the base model's `extra` moves
+    under `extra["base_model"]`, and its temperature is reset to 1.0 because it calibrated the old weights.
 
     Args:
         train: Training faces from `load_arrays`; must use the input size and colour mode of the network.
         validation: Faces for early stopping, checkpoints and the `val_*` history, or `None`.
         architecture: Registered architecture name, used when `model` is `None`.
-        config: Training settings; the defaults are the paper's recipe (20 epochs, batch 32, Adam 1e-3).
+        config: Training settings; the defaults are the recipe of the baseline in the paper "Facial
+            Expression Detection" (20 epochs, batch 32, Adam 1e-3).
         model: An existing Keras model to fine-tune.
         metadata: The metadata of `model`.
         architecture_options: Keyword arguments for the architecture builder.
@@ -122,9 +168,11 @@ def train_classifier(
         The trained model with metadata and history.
 
     Raises:
-        ValueError: The data's image shape does not match the network, or `model` is given without
-            `metadata`.
+        ValueError: `train` is empty, the data's image shape or class names do not match the network,
+            or `model` is given without `metadata`.
     """
+    if len(train) == 0:
+        raise ValueError("Expected at least one training image, received none. Check the folder and the split.")
     config = config or TrainingConfig()
     keras.utils.set_random_seed(config.seed)
 
@@ -141,6 +189,18 @@ def train_classifier(
         )
     elif metadata is None:
         raise ValueError("Fine-tuning needs the model's metadata: pass metadata=... with model=....")
+    else:
+        # The history and counts below go into the metadata; the caller's copy stays as it was.
+        metadata = copy.deepcopy(metadata)
+        if metadata.extra:
+            # The base model's own training record moves aside, so it cannot mix with this run's.
+            metadata.extra = {"base_model": metadata.extra}
+        if metadata.temperature != 1.0:
+            logger.info(
+                "Resetting the temperature %.4f to 1.0, because it was fitted to the weights before this training",
+                metadata.temperature,
+            )
+            metadata.temperature = 1.0
 
     expected_shape = tuple(model.input_shape[1:])
     if tuple(train.x.shape[1:]) != expected_shape:
@@ -148,6 +208,15 @@ def train_classifier(
             f"Training images have shape {train.x.shape[1:]} but the network expects {expected_shape}. "
             f"Load them with input_size={metadata.input_size} and color_mode={metadata.color_mode!r}."
         )
+
+    for part, data in (("Training", train), ("Validation", validation)):
+        if data is not None and list(data.class_names) != list(metadata.class_names):
+            raise ValueError(
+                f"{part} labels index the classes {data.class_names} but the model's classes are "
+                f"{metadata.class_names}. List the folder with class_names=metadata.class_names."
+            )
+    if config.freeze_features:
+        freeze_feature_layers(model)
 
     sigmoid = metadata.output == "sigmoid"
     num_classes = len(metadata.class_names)
@@ -174,10 +243,9 @@ def train_classifier(
     train_data = train_data.batch(config.batch_size)
     if config.augment:
         augmentation = make_augmentation(config.seed)
-        train_data = train_data.map(
-            lambda images, targets: (augmentation(images, training=True), targets),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
+        # A sequential map keeps augmentation repeatable: in parallel calls, the random layers' shared seed
+        # state is advanced in whatever order the calls run.
+        train_data = train_data.map(lambda images, targets: (augmentation(images, training=True), targets))
     train_data = train_data.prefetch(tf.data.AUTOTUNE)
 
     validation_data = None
@@ -210,6 +278,8 @@ def train_classifier(
         epochs=config.epochs,
         class_weight=weights,
         callbacks=callbacks,
+        # The tf.data pipeline above shuffles with the seed; Keras ignores its own shuffle for a Dataset.
+        shuffle=False,
         verbose=config.verbose,
     )
     metadata.extra.setdefault("training", {})

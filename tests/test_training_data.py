@@ -1,0 +1,148 @@
+"""Class folders as datasets: listing, the fixed split over files, and skipped files."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emodetect.errors import DatasetError
+from emodetect.model_io import ModelMetadata
+from emodetect.training.data import list_image_folder, load_arrays, split_dataset
+from emodetect.training.workflow import load_folder_splits
+
+
+def _copy_faces(fer_val: Path, root: Path, classes: dict[str, int]) -> Path:
+    """Copy the first FER2013 validation faces of each class into `root/<class>/`."""
+    for name, count in classes.items():
+        target = root / name
+        target.mkdir(parents=True)
+        for source in sorted((fer_val / name).iterdir())[:count]:
+            shutil.copyfile(source, target / source.name)
+    return root
+
+
+def test_split_same_seed_same_files(paper_images):
+    files = list_image_folder(paper_images)
+
+    first = split_dataset(files, seed=3)
+    second = split_dataset(list_image_folder(paper_images), seed=3)
+
+    for part_a, part_b in zip(first, second):
+        assert part_a.files == part_b.files
+        assert part_a.labels.tolist() == part_b.labels.tolist()
+
+
+def test_split_parts_disjoint_and_complete(paper_images):
+    files = list_image_folder(paper_images)
+
+    train, validation, test = split_dataset(files, seed=0)
+
+    names = [set(part.files) for part in (train, validation, test)]
+    assert not names[0] & names[1]
+    assert not names[0] & names[2]
+    assert not names[1] & names[2]
+    assert names[0] | names[1] | names[2] == set(files.files)
+    assert [len(train), len(validation), len(test)] == [211, 60, 30]
+
+
+def test_split_keeps_class_balance(paper_images):
+    train, validation, test = split_dataset(list_image_folder(paper_images), seed=0)
+
+    assert train.class_counts() == {"happy": 106, "sad": 105}
+    assert validation.class_counts() == {"happy": 30, "sad": 30}
+    assert test.class_counts() == {"happy": 15, "sad": 15}
+
+
+def test_split_other_seed_other_files(paper_images):
+    files = list_image_folder(paper_images)
+
+    test_seed_0 = set(split_dataset(files, seed=0)[2].files)
+    test_seed_1 = set(split_dataset(files, seed=1)[2].files)
+
+    assert test_seed_0 != test_seed_1
+
+
+def test_split_ignores_class_order(paper_images):
+    sorted_order = list_image_folder(paper_images)
+    model_order = list_image_folder(paper_images, class_names=["sad", "happy"])
+
+    test_sorted = split_dataset(sorted_order, seed=5)[2]
+    test_model = split_dataset(model_order, seed=5)[2]
+
+    assert set(test_sorted.files) == set(test_model.files)
+
+
+def test_split_rejects_bad_fractions(paper_images):
+    with pytest.raises(ValueError, match="sum to 1"):
+        split_dataset(list_image_folder(paper_images), fractions=(0.7, 0.2, 0.2))
+
+
+def test_single_class_folder_raises(fer_val, tmp_path):
+    root = _copy_faces(fer_val, tmp_path / "data", {"happy": 3})
+
+    with pytest.raises(DatasetError, match="at least 2 class sub-folders"):
+        list_image_folder(root)
+
+
+def test_empty_class_raises(fer_val, tmp_path):
+    root = _copy_faces(fer_val, tmp_path / "data", {"happy": 3})
+    (root / "sad").mkdir()
+    (root / "sad" / "readme.txt").write_text("no faces here\n")
+
+    with pytest.raises(DatasetError, match="Class 'sad' has no image files"):
+        list_image_folder(root)
+
+
+def test_missing_model_class_folder_raises(fer_val, tmp_path):
+    root = _copy_faces(fer_val, tmp_path / "data", {"happy": 2, "sad": 2})
+
+    with pytest.raises(DatasetError, match=r"no sub-folder for classes \['angry'\]"):
+        list_image_folder(root, class_names=["happy", "sad", "angry"])
+
+
+def test_extra_folder_left_out_with_warning(fer_val, tmp_path, caplog):
+    root = _copy_faces(fer_val, tmp_path / "data", {"happy": 2, "sad": 2, "angry": 2})
+
+    with caplog.at_level(logging.WARNING):
+        files = list_image_folder(root, class_names=["sad", "happy"])
+
+    assert files.class_names == ["sad", "happy"]
+    assert files.class_counts() == {"sad": 2, "happy": 2}
+    assert "['angry']" in caplog.text
+
+
+def test_corrupt_files_skipped_in_one_warning(fer_val, paper_images, tmp_path, caplog):
+    root = _copy_faces(fer_val, tmp_path / "data", {"happy": 4, "sad": 4})
+    photo = (paper_images / "happy" / "1-2.jpg").read_bytes()
+    (root / "happy" / "truncated.jpg").write_bytes(photo[: len(photo) // 2])
+    (root / "happy" / "notes.jpg").write_text("these are not pixels\n")
+    (root / "sad" / "empty.png").write_bytes(b"")
+    (root / "sad" / "labels.csv").write_text("file,label\n")
+    metadata = ModelMetadata(class_names=["happy", "sad"], input_size=(48, 48), color_mode="grayscale")
+
+    with caplog.at_level(logging.WARNING, logger="emodetect"):
+        splits = load_folder_splits(root, metadata, fractions=(1.0,))
+
+    warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert warnings[0].startswith("Skipped 4 unreadable or non-image files")
+    for name in ("truncated.jpg", "notes.jpg", "empty.png", "labels.csv"):
+        assert name in warnings[0]
+    assert len(splits.train) == 8
+    assert sorted(path.name for path in splits.skipped) == ["empty.png", "labels.csv", "notes.jpg", "truncated.jpg"]
+
+
+def test_load_arrays_records_undecodable(fer_val, tmp_path):
+    root = _copy_faces(fer_val, tmp_path / "data", {"happy": 2, "sad": 2})
+    (root / "sad" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+
+    data = load_arrays(list_image_folder(root), (48, 48), "grayscale")
+
+    assert data.x.shape == (4, 48, 48, 1)
+    assert data.x.dtype == np.float32
+    assert [path.name for path in data.skipped] == ["broken.png"]
+    assert "cannot be decoded" in data.skipped[root / "sad" / "broken.png"]
