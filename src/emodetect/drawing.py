@@ -50,7 +50,7 @@ def annotate(image: np.ndarray, result: PipelineResult, copy: bool = True) -> np
         ValueError: The image's size differs from the result's `image_size`, or `copy=False` was given
             for an image that cannot be drawn on in place (read-only, a strided view, or not BGR `uint8`).
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from emodetect.results import PipelineResult
         >>> result = PipelineResult([[10, 10, 60, 60]], [0.9], [[0.8, 0.2]], ("happy", "sad"), (100, 100))

@@ -49,7 +49,7 @@ def read_image(path: PathLike) -> np.ndarray:
     Raises:
         ImageReadError: The file is missing, empty, truncated, or not an image OpenCV can decode.
 
-    Example:
+    Examples:
         >>> import cv2, numpy as np, tempfile, os
         >>> path = os.path.join(tempfile.mkdtemp(), "grey.png")
         >>> _ = cv2.imwrite(path, np.zeros((4, 6), np.uint8))

@@ -63,7 +63,7 @@ class Pipeline:
         WeightsError: An explicitly named detector's weights cannot be had.
         UnknownBackendError: A name is not registered.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> pipeline = Pipeline(detector="haar")
         >>> result = pipeline(np.zeros((240, 320, 3), np.uint8))
@@ -281,7 +281,7 @@ class Pipeline:
             VideoReadError: The source cannot be opened.
             VideoWriteError: The output suffix is not supported.
 
-        Example:
+        Examples:
             >>> pipeline = Pipeline()  # doctest: +SKIP
             >>> for frame in pipeline.process_video("clip.mp4", csv_path="faces.csv"):  # doctest: +SKIP
             ...     print(frame.index, frame.result.track_ids, frame.result.labels)

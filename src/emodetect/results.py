@@ -39,7 +39,7 @@ class Detections:
         boxes: `(N, 4)` `float32` array of `(x1, y1, x2, y2)` pixel coordinates.
         scores: `(N,)` `float32` detector confidences in [0, 1].
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> detections = Detections(np.array([[10, 20, 50, 70]]), np.array([0.9]))
         >>> len(detections), detections.boxes.dtype
@@ -169,7 +169,7 @@ class PipelineResult:
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict: source, image size, class names and one entry per face.
 
-        Example:
+        Examples:
             >>> result = PipelineResult.empty(["happy", "sad"], (480, 640))
             >>> result.to_dict()["faces"]
             []

@@ -48,7 +48,7 @@ def box_iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
     Returns:
         `(N, M)` `float32` array, 0 where boxes do not overlap or have no area.
 
-    Example:
+    Examples:
         >>> box_iou(np.array([[0, 0, 10, 10]]), np.array([[5, 0, 15, 10], [20, 20, 30, 30]]))
         array([[0.33333334, 0.        ]], dtype=float32)
     """
@@ -125,7 +125,7 @@ class FaceTracker:
     Raises:
         ValueError: A value is out of range.
 
-    Example:
+    Examples:
         >>> from emodetect.results import PipelineResult
         >>> tracker = FaceTracker(time_constant=1.0)
         >>> first = PipelineResult([[10, 10, 50, 50]], [0.9], [[0.9, 0.1]], ("happy", "sad"), (100, 100))

@@ -66,7 +66,7 @@ def create_classifier(name: Union[str, "os.PathLike[str]"] = "happy-sad", **kwar
         ModelFormatError: The file is not a model saved by emodetect.
         TypeError: A plugin's factory returned something that is not an `EmotionClassifier`.
 
-    Example:
+    Examples:
         >>> classifier = create_classifier("happy-sad")
         >>> classifier.class_names
         ('happy', 'sad')

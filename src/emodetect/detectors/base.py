@@ -56,7 +56,7 @@ def create_detector(name: str = "ssd", **kwargs: Any) -> Detector:
         WeightsError: The backend's weights cannot be had.
         TypeError: A plugin's factory returned something that is not a `Detector`.
 
-    Example:
+    Examples:
         >>> detector = create_detector("haar")
         >>> len(detector.detect(np.zeros((120, 160, 3), np.uint8)))
         0
