@@ -160,9 +160,8 @@ def _without_optimizer(model: "keras.Model") -> "keras.Model":
     if getattr(model, "optimizer", None) is None:
         return model
 
-    import keras
-
-    copy = keras.models.clone_model(model)
+    # clone_model would copy the compiled optimizer too (Keras 3.15), so the copy is rebuilt from the config.
+    copy = model.__class__.from_config(model.get_config())
     copy.set_weights(model.get_weights())
     return copy
 

@@ -20,6 +20,7 @@ logger = logging.getLogger(__name__)
 
 SHIPPED_MODELS = {
     "happy-sad": "happy-sad.keras",
+    "seven-emotions": "seven-emotions.keras",
 }
 """Registered name to file name of the models inside the package's `models/` folder."""
 
