@@ -9,7 +9,8 @@ in one namespace, like a notebook, in a temporary folder that holds:
 - `faces/happy/` and `faces/sad/`: 20 FER2013 faces each (48x48 greyscale), for training examples,
 - `weights/`: the SSD's two weights files, for import examples,
 
-with the weights cache seeded and downloads forbidden (`EMODETECT_OFFLINE=1`). A block that cannot run
+with the weights cache seeded and downloads forbidden (`EMODETECT_OFFLINE=1`). Camera index 0 plays
+`video.mp4`, and `cv2.imshow` and `cv2.waitKey` do nothing, so camera examples run too. A block that cannot run
 there is marked on the line before its fence with `<!-- no-test: REASON -->`. A block line of the form
 `--8<-- "FILE"` or `--8<-- "FILE:SECTION"` is replaced by that file or section, as the site build does.
 """
@@ -153,11 +154,27 @@ def sandbox(sandbox_source, tmp_path, ssd_home, monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.setattr(DETECTORS, "_specs", dict(DETECTORS._specs))
     monkeypatch.setattr(CLASSIFIERS, "_specs", dict(CLASSIFIERS._specs))
+    _replace_camera_and_display(monkeypatch, folder / "video.mp4")
     environment = dict(os.environ)
     yield folder
     # A block may set environment variables such as EMODETECT_OFFLINE, which must not leak into other tests.
     os.environ.clear()
     os.environ.update(environment)
+
+
+def _replace_camera_and_display(monkeypatch, video):
+    """Make camera code in the docs runnable: camera indexes play `video`, and windows are not opened."""
+    import cv2
+
+    real_capture = cv2.VideoCapture
+
+    def capture(source, *args):
+        return real_capture(str(video)) if isinstance(source, int) else real_capture(source, *args)
+
+    monkeypatch.setattr(cv2, "VideoCapture", capture)
+    monkeypatch.setattr(cv2, "imshow", lambda *args: None)
+    monkeypatch.setattr(cv2, "waitKey", lambda *args: -1)
+    monkeypatch.setattr(cv2, "destroyAllWindows", lambda *args: None)
 
 
 @pytest.mark.parametrize("page", PAGES_WITH_CODE, ids=_page_id)
