@@ -104,7 +104,9 @@ def test_models_lists_backends_and_cache_status(ssd_home, capsys):
     assert main(["models"]) == 0
 
     out = capsys.readouterr().out
-    assert "ssd" in out and "haar" in out and "happy-sad" in out
+    assert "ssd" in out
+    assert "haar" in out
+    assert "happy-sad" in out
     assert "opencv_face_detector_uint8.pb    cached" in out
 
 

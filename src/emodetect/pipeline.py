@@ -215,7 +215,7 @@ class Pipeline:
             raise ValueError(f"Expected one Detections per image, received {len(images)} images and {len(detections)}.")
 
         # Boxes from a plugin detector or from the caller may leave the image; clip them as the built-in
-        # detectors do, so every crop holds image pixels.
+        # detectors do, so every crop contains image pixels.
         detections = [Detections.from_boxes(found.boxes, found.scores, image.shape) for image, found in zip(images, detections)]
         crops = [
             crop_face(image, box, self.classifier.crop_margin)

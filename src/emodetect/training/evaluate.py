@@ -1,4 +1,5 @@
-"""Evaluation of a classifier on labelled faces, with the metrics the paper reports and more."""
+"""Evaluation of a classifier on labelled faces, with accuracy, precision and recall (the metrics of
+the "Facial Expression Detection" baseline) plus F1, the confusion matrix and calibration error."""
 
 from __future__ import annotations
 
