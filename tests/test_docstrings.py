@@ -14,6 +14,7 @@ MODULES = [
     "emodetect.images",
     "emodetect.pipeline",
     "emodetect.results",
+    "emodetect.tracking",
 ]
 
 
