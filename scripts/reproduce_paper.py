@@ -299,7 +299,7 @@ def main() -> int:
         )
         plot_confusion_matrix(
             summed_report([run["fer2013_val"] for run in runs]),
-            FIGURES / "paper-faces-fer2013-confusion.png",
+            FIGURES / "paper-faces-on-fer-val-confusion.png",
             title=f"FER2013 validation faces, {len(runs)} models summed",
         )
     return 0
