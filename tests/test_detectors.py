@@ -194,3 +194,13 @@ def test_broken_entry_point_is_skipped_with_warning(tmp_path, monkeypatch, caplo
     assert "broken" not in names
     assert "happy-sad" in names
     assert "Cannot load classifier entry point 'broken'" in caplog.text
+
+
+def test_factory_returning_wrong_type_raises(monkeypatch):
+    from emodetect.registry import BackendSpec
+
+    monkeypatch.setattr(DETECTORS, "_specs", dict(DETECTORS._specs))
+    DETECTORS.add(BackendSpec(name="not-a-detector", factory=lambda: object()))
+
+    with pytest.raises(TypeError, match="expected a Detector subclass"):
+        create_detector("not-a-detector")

@@ -45,11 +45,13 @@ class Registry(Generic[T]):
     Args:
         kind: Human-readable kind used in messages, such as `"detector"`.
         entry_point_group: Entry point group that third-party packages use, or `None` for none.
+        base_class: Class that every built backend must be an instance of, or `None` to accept anything.
     """
 
-    def __init__(self, kind: str, entry_point_group: Optional[str] = None) -> None:
+    def __init__(self, kind: str, entry_point_group: Optional[str] = None, base_class: Optional[type] = None) -> None:
         self.kind = kind
         self.entry_point_group = entry_point_group
+        self.base_class = base_class
         self._specs: dict[str, BackendSpec[T]] = {}
         self._entry_points_loaded = entry_point_group is None
 
@@ -100,8 +102,19 @@ class Registry(Generic[T]):
         return self._specs[name]
 
     def create(self, name: str, **kwargs: Any) -> T:
-        """Build the backend registered under `name`, passing `kwargs` to its factory."""
-        return self.get(name).factory(**kwargs)
+        """Build the backend registered under `name`, passing `kwargs` to its factory.
+
+        Raises:
+            UnknownBackendError: No backend of this kind has that name.
+            TypeError: The factory, usually a plugin's, returned an object that is not a `base_class`.
+        """
+        backend = self.get(name).factory(**kwargs)
+        if self.base_class is not None and not isinstance(backend, self.base_class):
+            raise TypeError(
+                f"The {self.kind} factory registered as {name!r} returned {type(backend).__name__}, "
+                f"expected a {self.base_class.__name__} subclass."
+            )
+        return backend
 
     def _load_entry_points(self) -> None:
         if self._entry_points_loaded:

@@ -11,9 +11,6 @@ import numpy as np
 from emodetect.registry import Registry
 from emodetect.results import Detections
 
-DETECTORS: Registry["Detector"] = Registry("detector", entry_point_group="emodetect.detectors")
-"""Detector backends by name; third-party packages add theirs through the `emodetect.detectors` entry point group."""
-
 
 class Detector(abc.ABC):
     """Finds faces in an image.
@@ -44,6 +41,10 @@ class Detector(abc.ABC):
         return f"{type(self).__name__}()"
 
 
+DETECTORS: Registry[Detector] = Registry("detector", entry_point_group="emodetect.detectors", base_class=Detector)
+"""Detector backends by name; third-party packages add theirs through the `emodetect.detectors` entry point group."""
+
+
 def create_detector(name: str = "ssd", **kwargs: Any) -> Detector:
     """Build a detector by registered name.
 
@@ -61,13 +62,7 @@ def create_detector(name: str = "ssd", **kwargs: Any) -> Detector:
         >>> len(detector.detect(np.zeros((120, 160, 3), np.uint8)))
         0
     """
-    detector = DETECTORS.create(name, **kwargs)
-    if not isinstance(detector, Detector):
-        raise TypeError(
-            f"The detector factory registered as {name!r} returned {type(detector).__name__}, "
-            f"expected a Detector subclass."
-        )
-    return detector
+    return DETECTORS.create(name, **kwargs)
 
 
 def list_detectors(pattern: str = "*") -> list[str]:
