@@ -82,7 +82,7 @@ def ssd_home(seeded_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def copy_image(paper_images: Path, tmp_path: Path):
-    """Copy one of the paper's images into the test's folder and return the copy's path."""
+    """Copy one of the happy/sad web photos into the test's folder and return the copy's path."""
 
     def copy(relative: str) -> Path:
         source = paper_images / relative

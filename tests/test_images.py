@@ -163,7 +163,7 @@ def test_exif_rotated_jpeg_read_upright(paper_images, tmp_path):
     from PIL import Image
 
     upright = read_image(paper_images / "happy" / "1-2.jpg")
-    # Store the photo turned on its side, with the EXIF tag that tells viewers to turn it back (orientation 6).
+    # Store the photo turned on its side with EXIF orientation 6, which asks viewers to turn it upright again.
     sideways = Image.fromarray(np.ascontiguousarray(np.rot90(upright[..., ::-1], k=1)))
     exif = Image.Exif()
     exif[0x0112] = 6

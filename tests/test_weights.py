@@ -82,7 +82,7 @@ def test_fetch_returns_cached_file(shared_dir):
     assert weights.file_sha256(path) == weights.REGISTRY[SSD_WEIGHTS].sha256
 
 
-def test_offline_empty_cache_error_names_files_urls_and_import():
+def test_offline_error_lists_files_and_urls():
     with pytest.raises(WeightsError) as caught:
         weights.fetch(SSD_WEIGHTS)
 

@@ -214,8 +214,8 @@ class Pipeline:
         if len(images) != len(detections):
             raise ValueError(f"Expected one Detections per image, received {len(images)} images and {len(detections)}.")
 
-        # Boxes from a plugin detector or from the caller may leave the image; clip them as the built-in
-        # detectors do, so every crop contains image pixels.
+        # Boxes from a plugin detector or from the caller may leave the image. Clipping them as the built-in
+        # detectors do keeps every crop inside the image's pixels.
         detections = [Detections.from_boxes(found.boxes, found.scores, image.shape) for image, found in zip(images, detections)]
         crops = [
             crop_face(image, box, self.classifier.crop_margin)

@@ -181,7 +181,7 @@ def fetch_all(names: Optional[Iterable[str]] = None) -> dict[str, Path]:
 
     Raises:
         WeightsError: A file is unknown or cannot be had. The message names every file that failed, with
-            its URL and SHA256, and says how to import it.
+            its URL and SHA256, and explains how to import it.
     """
     names = list(names) if names is not None else sorted(REGISTRY)
     paths: dict[str, Path] = {}

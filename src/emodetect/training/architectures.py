@@ -69,7 +69,7 @@ def build_paper_baseline(
     Flatten, Dense(256, ReLU) and Dense(1, sigmoid). At 256x256x3 it has 3,696,625 parameters.
 
     Args:
-        num_classes: Must be 2; the paper's network has one sigmoid output.
+        num_classes: Must be 2, because the network has one sigmoid output.
         input_size: `(height, width)`; the paper uses 256x256.
         normalization: Add batch normalisation after each convolution (an option the paper mentions).
         dropout: Dropout rate before the dense layers (0 disables it, as in the paper).

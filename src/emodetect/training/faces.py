@@ -114,8 +114,8 @@ class FaceCropCache:
     def settings(self) -> dict[str, object]:
         """Return the settings that change the crops; they are hashed into every cache key."""
         # repr() of the built-in detectors lists their thresholds, so two thresholds never share entries.
-        # NOTE: a custom Detector whose repr() omits its settings shares entries across those settings;
-        # give it a repr() that lists them, or a cache_dir of its own.
+        # NOTE: a custom Detector whose repr() omits its settings shares entries across those settings.
+        # Give it a repr() that lists them, or a cache_dir of its own.
         return {
             "format": CACHE_FORMAT,
             "detector": f"{type(self.detector).__module__}.{self.detector!r}",
