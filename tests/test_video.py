@@ -326,6 +326,13 @@ def test_interrupted_run_leaves_valid_outputs(pipeline, clips, tmp_path):
     assert count_frames(output) == 5
 
 
+def test_stats_count_full_scans(pipeline, clips):
+    stats = pipeline.process_video(clips["one_face"], scan_every=5).run()
+
+    assert stats.frames_processed == 20
+    assert stats.full_scans == 4
+
+
 def test_max_frames_stops_early(pipeline, clips):
     processor = pipeline.process_video(clips["one_face"], max_frames=6)
 

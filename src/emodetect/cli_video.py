@@ -46,6 +46,15 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
 
     video.add_argument("--every", type=int, default=1, metavar="N", help="process every N-th frame (default: 1, every frame)")
     video.add_argument("--max-frames", type=int, metavar="N", help="stop after reading N frames (default: read to the end)")
+    video.add_argument(
+        "--scan-every",
+        type=int,
+        metavar="N",
+        # The default is emodetect.stream.DEFAULT_SCAN_EVERY, written out because importing that module here
+        # would load NumPy for every `emodetect --help`.
+        help="scan every N-th processed frame whole for new faces, and in between only a region around the faces "
+        "of the previous frame, which is faster; 1 scans every frame whole (default: 5)",
+    )
 
     video.add_argument(
         "--smoothing",
@@ -122,6 +131,8 @@ def run_video(arguments: argparse.Namespace) -> int:
         raise ValueError(f"--threshold must be in [0, 1], received {arguments.threshold}.")
     if arguments.every < 1:
         raise ValueError(f"--every must be 1 or more, received {arguments.every}.")
+    if arguments.scan_every is not None and arguments.scan_every < 1:
+        raise ValueError(f"--scan-every must be 1 or more, received {arguments.scan_every}.")
     if arguments.max_frames is not None and arguments.max_frames < 1:
         raise ValueError(f"--max-frames must be 1 or more, received {arguments.max_frames}.")
     if arguments.smoothing < 0:
@@ -144,6 +155,7 @@ def run_video(arguments: argparse.Namespace) -> int:
         time_constant=arguments.smoothing,
         max_frames=arguments.max_frames,
         progress=progress,
+        **({} if arguments.scan_every is None else {"scan_every": arguments.scan_every}),
     )
     interrupted = False
     try:
@@ -161,7 +173,8 @@ def run_video(arguments: argparse.Namespace) -> int:
     stopped = ", stopped by Ctrl-C" if interrupted else ""
     print(
         f"{processor.reader.name}: read {stats.frames_read} frames, processed {stats.frames_processed}, found "
-        f"{stats.faces} faces{tracks} ({rate:.1f} frames/s, detector {pipeline.detector.name}{stopped})."
+        f"{stats.faces} faces{tracks} ({rate:.1f} frames/s, detector {pipeline.detector.name}, "
+        f"{stats.full_scans} full scans{stopped})."
     )
     for label, path in (("annotated video", arguments.output), ("CSV", arguments.csv_file), ("JSON Lines", arguments.jsonl_file)):
         if path is not None:

@@ -15,9 +15,11 @@ from emodetect.detectors import Detector, create_detector
 from emodetect.errors import EmodetectError, WeightsError
 from emodetect.images import PathLike, crop_face, load_image
 from emodetect.results import Detections, PipelineResult
+from emodetect.stream import DEFAULT_SCAN_EVERY
 from emodetect.tracking import DEFAULT_TIME_CONSTANT
 
 if TYPE_CHECKING:
+    from emodetect.stream import StreamProcessor
     from emodetect.video import VideoProcessor
 
 logger = logging.getLogger(__name__)
@@ -252,6 +254,7 @@ class Pipeline:
         max_frames: Optional[int] = None,
         progress: Optional[Callable[[int, Optional[int]], None]] = None,
         keep_frames: bool = False,
+        scan_every: int = DEFAULT_SCAN_EVERY,
     ) -> "VideoProcessor":
         """Detect and classify the faces of a video file or a camera, frame by frame.
 
@@ -272,6 +275,8 @@ class Pipeline:
             progress: Called after each frame read with the frames read so far and the file's frame count
                 (`None` for a camera).
             keep_frames: Put each processed BGR frame in its result.
+            scan_every: Scan each `scan_every`-th processed frame whole, and only a region around the
+                previous frame's faces in between (see `emodetect.stream`). 1 scans every frame whole.
 
         Returns:
             A `VideoProcessor`: iterate over it for one `VideoFrameResult` per processed frame, or call its
@@ -300,7 +305,37 @@ class Pipeline:
             max_frames=max_frames,
             progress=progress,
             keep_frames=keep_frames,
+            scan_every=scan_every,
         )
+
+    def stream(
+        self,
+        tracking: bool = True,
+        time_constant: float = DEFAULT_TIME_CONSTANT,
+        scan_every: int = DEFAULT_SCAN_EVERY,
+    ) -> "StreamProcessor":
+        """Return a processor for video frames that the caller reads, one `process(frame, timestamp)` call each.
+
+        It does per frame what `process_video` does: full scans alternating with region scans, tracking and
+        smoothing (see `emodetect.stream`).
+
+        Args:
+            tracking: Give faces persistent ids and smooth their probabilities.
+            time_constant: Smoothing time constant in seconds. 0 keeps ids but turns smoothing off.
+            scan_every: Scan each `scan_every`-th frame whole, and only a region around the previous
+                frame's faces in between. 1 scans every frame whole.
+
+        Raises:
+            ValueError: `scan_every` is below 1.
+
+        Examples:
+            >>> stream = Pipeline().stream()  # doctest: +SKIP
+            >>> for timestamp, frame in frames:  # doctest: +SKIP
+            ...     result = stream.process(frame, timestamp)
+        """
+        from emodetect.stream import StreamProcessor
+
+        return StreamProcessor(self, tracking=tracking, time_constant=time_constant, scan_every=scan_every)
 
     def __repr__(self) -> str:
         return f"Pipeline(detector={self.detector!r}, classifier={self.classifier!r})"

@@ -41,7 +41,8 @@ import numpy as np
 from emodetect.drawing import annotate
 from emodetect.errors import EmodetectError
 from emodetect.results import PipelineResult
-from emodetect.tracking import DEFAULT_TIME_CONSTANT, FaceTracker
+from emodetect.stream import DEFAULT_SCAN_EVERY, StreamProcessor
+from emodetect.tracking import DEFAULT_TIME_CONSTANT
 
 if TYPE_CHECKING:
     from emodetect.pipeline import Pipeline
@@ -118,6 +119,8 @@ class VideoStats:
         frames_expected: The frame count in the file's header, or `None` for cameras and streams without one.
         faces: Faces found, summed over processed frames.
         tracks: Distinct face ids given (0 without tracking).
+        full_scans: Processed frames that the detector scanned whole; the others were scanned only in a
+            region around the previous frame's faces (see `emodetect.stream`).
         seconds: Wall-clock time spent, in seconds.
     """
 
@@ -128,6 +131,7 @@ class VideoStats:
     frames_expected: Optional[int] = None
     faces: int = 0
     tracks: int = 0
+    full_scans: int = 0
     seconds: float = 0.0
 
     @property
@@ -457,8 +461,9 @@ class VideoProcessor:
 
     Iterate over it to get one `VideoFrameResult` per processed frame, or call `run()` to process the whole
     video for its output files. The source is opened when the processor is built, and the output files
-    when the first frame is processed. Each frame goes through the detector once and through the classifier once for
-    all of its faces.
+    when the first frame is processed. Each processed frame goes through a `StreamProcessor`: the detector
+    scans the whole frame or a region around the previous faces, and the classifier runs once for all of its
+    faces.
 
     Args:
         pipeline: The pipeline whose detector and classifier are used.
@@ -471,6 +476,8 @@ class VideoProcessor:
         tracking: Give faces ids that persist across frames and smooth their probabilities.
         time_constant: EMA time constant in seconds for the smoothing (see `emodetect.tracking`). 0 keeps
             ids but turns smoothing off. Ignored without tracking.
+        scan_every: Scan each `scan_every`-th processed frame whole, and only a region around the previous
+            faces in between (see `emodetect.stream`). 1 scans every processed frame whole.
         max_frames: Stop after reading this many frames. `None` reads to the end, or until Ctrl-C for a
             camera.
         progress: Called after each frame read with the frames read so far and the frame count in the
@@ -480,7 +487,7 @@ class VideoProcessor:
     Raises:
         VideoReadError: The source cannot be opened.
         VideoWriteError: The output suffix is not supported.
-        ValueError: `every` or `max_frames` is below 1.
+        ValueError: `every`, `scan_every` or `max_frames` is below 1.
     """
 
     def __init__(
@@ -496,6 +503,7 @@ class VideoProcessor:
         max_frames: Optional[int] = None,
         progress: Optional[ProgressCallback] = None,
         keep_frames: bool = False,
+        scan_every: int = DEFAULT_SCAN_EVERY,
     ) -> None:
         if every < 1:
             raise ValueError(f"Expected every >= 1 (1 processes every frame), received {every}.")
@@ -513,7 +521,7 @@ class VideoProcessor:
         self.max_frames = max_frames
         self.progress = progress
         self.keep_frames = keep_frames
-        self.tracker = FaceTracker(time_constant=time_constant) if tracking else None
+        self.stream = StreamProcessor(pipeline, tracking=tracking, time_constant=time_constant, scan_every=scan_every)
         self._outputs = _Outputs(
             output_path,
             Path(csv_path) if csv_path is not None else None,
@@ -580,11 +588,10 @@ class VideoProcessor:
             self.close()
 
     def _process_frame(self, frame: VideoFrame) -> PipelineResult:
-        detections = self.pipeline.detector.detect(frame.image)
-        result = self.pipeline.classify([frame.image], [detections])[0]
-        if self.tracker is not None:
-            result = self.tracker.update(result, frame.timestamp)
-            self.stats.tracks = self.tracker.tracks_created
+        result = self.stream.process(frame.image, frame.timestamp)
+        if self.stream.tracker is not None:
+            self.stats.tracks = self.stream.tracker.tracks_created
+        self.stats.full_scans = self.stream.scans.full
         self.stats.frames_processed += 1
         self.stats.faces += len(result)
         return result

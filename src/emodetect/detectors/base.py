@@ -33,12 +33,52 @@ class Detector(abc.ABC):
             The face boxes and their confidences, highest confidence first.
         """
 
+    def detect_region(self, image: np.ndarray, region: Sequence[float]) -> Detections:
+        """Find faces inside one rectangle of an image, at the scale `detect` would see them.
+
+        Video processing calls this between full scans of a frame, with a region around the faces found in
+        the previous frame. This default crops the region and runs `detect` on the crop, which is correct
+        for any backend. Backends whose cost grows with the input's pixel count override it to keep the
+        scale of a full scan, so that a small region costs less (see `SSDDetector`).
+
+        Args:
+            image: BGR `uint8` array of shape `(H, W, 3)`.
+            region: `(x1, y1, x2, y2)` pixels of the image; it is clipped to the image.
+
+        Returns:
+            Faces found inside the region, with boxes in the coordinates of the whole image.
+
+        Raises:
+            ValueError: The region has no area inside the image.
+        """
+        x1, y1, x2, y2 = clip_region(region, image.shape)
+        found = self.detect(image[y1:y2, x1:x2])
+        return Detections.from_boxes(found.boxes + np.array([x1, y1, x1, y1], np.float32), found.scores, image.shape)
+
     def detect_batch(self, images: Sequence[np.ndarray]) -> list[Detections]:
         """Find faces in several BGR images; backends that can batch override this."""
         return [self.detect(image) for image in images]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+def clip_region(region: Sequence[float], image_shape: Sequence[int]) -> tuple[int, int, int, int]:
+    """Round an `(x1, y1, x2, y2)` region outwards to whole pixels and clip it to an image's `(H, W, ...)` shape.
+
+    Raises:
+        ValueError: The region has no area inside the image.
+    """
+    height, width = int(image_shape[0]), int(image_shape[1])
+    x1 = max(0, int(np.floor(region[0])))
+    y1 = max(0, int(np.floor(region[1])))
+    x2 = min(width, int(np.ceil(region[2])))
+    y2 = min(height, int(np.ceil(region[3])))
+    if x2 <= x1 or y2 <= y1:
+        raise ValueError(
+            f"Expected a region (x1, y1, x2, y2) that overlaps the {width}x{height} image, received {tuple(region)}."
+        )
+    return x1, y1, x2, y2
 
 
 DETECTORS: Registry[Detector] = Registry("detector", entry_point_group="emodetect.detectors", base_class=Detector)

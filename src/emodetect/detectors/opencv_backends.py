@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
 
@@ -10,7 +11,7 @@ import cv2
 import numpy as np
 
 from emodetect import weights
-from emodetect.detectors.base import DETECTORS, Detector
+from emodetect.detectors.base import DETECTORS, Detector, clip_region
 from emodetect.errors import WeightsError
 from emodetect.images import to_bgr
 from emodetect.results import Detections
@@ -21,6 +22,24 @@ SSD_FILES = ("opencv_face_detector_uint8.pb", "opencv_face_detector.pbtxt")
 SSD_INPUT_SIZE = (300, 300)
 # Per-channel BGR means subtracted by the network's training pipeline (from OpenCV's face detector sample).
 SSD_MEAN_BGR = (104.0, 177.0, 123.0)
+MIN_REGION_INPUT = 64
+"""Smallest side in pixels of the network input in `SSDDetector.detect_region`. With OpenCV 4.14, inputs of
+40x40 pixels or less found no face even in a tight crop of a large face, so smaller regions are enlarged."""
+
+REGION_INPUT_STEP = 64
+"""Network input sides in `SSDDetector.detect_region` differ from `input_size` by a multiple of this. The
+network's stride-2 layers pad odd-sized maps on one side. An input side of another size therefore shifts the
+grid of its first feature maps against the prior boxes, which moved the boxes of faces in a 640x480 frame
+by about 8 pixels. Sides that differ by a multiple of 64 give the first feature maps the same parity as the
+full input, and the boxes stayed within about 1 pixel on average of a full scan's (mean IoU 0.98 on 40
+frames of real photos)."""
+
+
+def _aligned_side(needed: float, full_side: int) -> int:
+    """Return the smallest side of at least `needed` and `MIN_REGION_INPUT` pixels that differs from
+    `full_side` by a multiple of `REGION_INPUT_STEP`."""
+    needed_side = max(MIN_REGION_INPUT, int(np.ceil(needed)))
+    return needed_side + (full_side - needed_side) % REGION_INPUT_STEP
 
 
 def _check_threshold(value: float) -> float:
@@ -83,10 +102,45 @@ class SSDDetector(Detector):
     def detect(self, image: np.ndarray) -> Detections:
         """Find faces in a BGR `uint8` image; see `Detector.detect`."""
         image = to_bgr(image)  # Returns a BGR uint8 image unchanged, and converts grey or BGRA input.
+        return self._run(image, self.input_size)
+
+    def detect_region(self, image: np.ndarray, region: Sequence[float]) -> Detections:
+        """Find faces inside a region of a BGR `uint8` image; see `Detector.detect_region`.
+
+        The region is resized by the factors that `detect` applies to the whole image, so faces reach the
+        network at the same size in pixels and the cost falls with the region's area. Each side of the network input
+        is rounded up to `input_size` plus a multiple of `REGION_INPUT_STEP` pixels (at least
+        `MIN_REGION_INPUT`), and the region is widened about its centre to match. A region that would need
+        the full input size is scanned as a whole image.
+        """
+        image = to_bgr(image)
+        x1, y1, x2, y2 = clip_region(region, image.shape)
+        height, width = image.shape[:2]
+        scale_x = self.input_size[0] / width
+        scale_y = self.input_size[1] / height
+
+        input_width = _aligned_side((x2 - x1) * scale_x, self.input_size[0])
+        input_height = _aligned_side((y2 - y1) * scale_y, self.input_size[1])
+        if input_width >= self.input_size[0] and input_height >= self.input_size[1]:
+            return self._run(image, self.input_size)
+        input_width = min(input_width, self.input_size[0])
+        input_height = min(input_height, self.input_size[1])
+
+        # Widen the region about its centre to the input's size at the full scan's scale, shifted back
+        # inside the image where it would stick out.
+        crop_width = min(width, round(input_width / scale_x))
+        crop_height = min(height, round(input_height / scale_y))
+        left = min(max(0, round((x1 + x2 - crop_width) / 2)), width - crop_width)
+        top = min(max(0, round((y1 + y2 - crop_height) / 2)), height - crop_height)
+
+        found = self._run(image[top : top + crop_height, left : left + crop_width], (input_width, input_height))
+        return Detections.from_boxes(found.boxes + np.array([left, top, left, top], np.float32), found.scores, image.shape)
+
+    def _run(self, image: np.ndarray, input_size: tuple[int, int]) -> Detections:
         # blobFromImage resizes to input_size and subtracts the mean; the network expects BGR, so no channel swap.
         # The graph's DetectionOutput layer rejects batches of several images in OpenCV 4.14, so images go
         # through one at a time.
-        blob = cv2.dnn.blobFromImage(image, 1.0, self.input_size, SSD_MEAN_BGR, swapRB=False, crop=False)
+        blob = cv2.dnn.blobFromImage(image, 1.0, input_size, SSD_MEAN_BGR, swapRB=False, crop=False)
         self._net.setInput(blob)
         output = self._net.forward()  # shape (1, 1, N, 7): image index, class, confidence, x1, y1, x2, y2
 

@@ -1,0 +1,184 @@
+"""Frame-by-frame processing of a video stream: full scans alternating with region scans, tracking, smoothing.
+
+`StreamProcessor.process` takes one frame and its timestamp and returns its faces. It is the per-frame step
+of `Pipeline.process_video`, and serves frames that the caller reads from elsewhere (another capture
+library, a network stream) through `Pipeline.stream()`.
+
+**Region scans.** Running the detector over the whole frame is the costliest step. Faces move little from
+one frame to the next, so between two full scans the detector looks only at a region around the faces of
+the previous frame: the smallest rectangle that contains every previous box grown by `region_margin` of
+its width and height on each side. With the SSD, a region costs in proportion to its area, because the
+SSD sees it at the scale of a full scan (`Detector.detect_region`). A full scan runs:
+
+- on the first frame, and on every `scan_every`-th frame after the last full scan, so that a face entering
+  the picture is found within `scan_every - 1` frames;
+- when the previous frame had no face, or a frame has a different size from the previous one;
+- on the same frame again, when a region scan finds fewer faces than the previous frame had, or a face
+  that reaches past the region's edge, so that a face leaving the region is looked for at once.
+
+`scan_every=1` scans every frame whole, which finds a new face at once and costs the most.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Optional
+
+import numpy as np
+
+from emodetect.results import Detections, PipelineResult
+from emodetect.tracking import DEFAULT_TIME_CONSTANT, FaceTracker
+
+if TYPE_CHECKING:
+    from emodetect.pipeline import Pipeline
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SCAN_EVERY = 5
+"""Default for `scan_every` in video: at 30 frames per second, a face entering the picture is found within
+about 0.13 s."""
+
+DEFAULT_REGION_MARGIN = 0.25
+"""Default for `region_margin`: a face may move by a quarter of its width or height between two frames
+before the frame is rescanned whole."""
+
+
+@dataclass
+class ScanCounts:
+    """How often each kind of detector pass ran.
+
+    Attributes:
+        full: Passes over whole frames, including the rescans.
+        region: Passes over a region around the previous frame's faces.
+        rescans: Full passes run on a frame whose region scan found fewer faces than the frame before, or a
+            face that reaches past the region's edge.
+    """
+
+    full: int = 0
+    region: int = 0
+    rescans: int = 0
+
+
+class StreamProcessor:
+    """Detect, classify and track the faces of consecutive frames, one frame per call.
+
+    Args:
+        pipeline: The pipeline whose detector and classifier are used.
+        tracking: Give faces ids that persist across frames and smooth their probabilities
+            (see `emodetect.tracking`). Without it, `track_ids` stay -1 and probabilities are per frame.
+        time_constant: EMA time constant in seconds for the smoothing; 0 keeps ids but turns smoothing
+            off. Ignored without tracking.
+        scan_every: Scan the whole frame at least every `scan_every` frames, and only a region around the
+            previous faces in between (see the module docstring). 1 scans every frame whole.
+        region_margin: How far a region reaches beyond each previous face, as a fraction of the face's
+            width and height on each side.
+
+    Raises:
+        ValueError: `scan_every` is below 1 or `region_margin` is negative.
+
+    Examples:
+        >>> import numpy as np
+        >>> from emodetect import Pipeline
+        >>> stream = Pipeline(detector="haar").stream()
+        >>> len(stream.process(np.zeros((480, 640, 3), np.uint8), timestamp=0.0))
+        0
+    """
+
+    def __init__(
+        self,
+        pipeline: "Pipeline",
+        tracking: bool = True,
+        time_constant: float = DEFAULT_TIME_CONSTANT,
+        scan_every: int = DEFAULT_SCAN_EVERY,
+        region_margin: float = DEFAULT_REGION_MARGIN,
+    ) -> None:
+        if scan_every < 1:
+            raise ValueError(f"Expected scan_every >= 1 (1 scans every frame whole), received {scan_every}.")
+        if region_margin < 0:
+            raise ValueError(f"Expected region_margin >= 0 (a fraction of each face's size), received {region_margin}.")
+
+        self.pipeline = pipeline
+        self.scan_every = int(scan_every)
+        self.region_margin = float(region_margin)
+        self.tracker: Optional[FaceTracker] = FaceTracker(time_constant=time_constant) if tracking else None
+        self.scans = ScanCounts()
+        self._previous: Optional[Detections] = None
+        self._previous_shape: Optional[tuple[int, ...]] = None
+        self._frames_since_full_scan = 0
+
+    def process(self, image: np.ndarray, timestamp: float) -> PipelineResult:
+        """Detect and classify the faces of the next frame.
+
+        Args:
+            image: The frame, a BGR `uint8` array of shape `(H, W, 3)`.
+            timestamp: The frame's time in seconds. It must not decrease from call to call, because
+                smoothing weighs each frame by the time since the previous one.
+
+        Returns:
+            The frame's faces, with track ids and smoothed probabilities when tracking is on.
+        """
+        detections = self._detect(image)
+        result = self.pipeline.classify([image], [detections])[0]
+        if self.tracker is not None:
+            result = self.tracker.update(result, timestamp)
+        return result
+
+    def region(self, boxes: np.ndarray, image_shape: tuple[int, ...]) -> tuple[float, float, float, float]:
+        """Return the region scanned around `boxes`: their grown union, clipped to the image."""
+        widths = boxes[:, 2] - boxes[:, 0]
+        heights = boxes[:, 3] - boxes[:, 1]
+        height, width = image_shape[:2]
+        return (
+            max(0.0, float(np.min(boxes[:, 0] - self.region_margin * widths))),
+            max(0.0, float(np.min(boxes[:, 1] - self.region_margin * heights))),
+            min(float(width), float(np.max(boxes[:, 2] + self.region_margin * widths))),
+            min(float(height), float(np.max(boxes[:, 3] + self.region_margin * heights))),
+        )
+
+    def _detect(self, image: np.ndarray) -> Detections:
+        detector = self.pipeline.detector
+        previous = self._previous
+        full_scan_due = (
+            previous is None
+            or len(previous) == 0
+            or image.shape != self._previous_shape
+            or self._frames_since_full_scan + 1 >= self.scan_every
+        )
+
+        if full_scan_due:
+            found = self._full_scan(image)
+        else:
+            assert previous is not None  # full_scan_due covers a missing previous frame.
+            region = self.region(previous.boxes, image.shape)
+            found = detector.detect_region(image, region)
+            self.scans.region += 1
+            self._frames_since_full_scan += 1
+            if len(found) < len(previous) or _leaves_region(found.boxes, region, image.shape):
+                logger.debug("Region scan found %d of %d faces; scanning the whole frame", len(found), len(previous))
+                self.scans.rescans += 1
+                found = self._full_scan(image)
+
+        self._previous = found
+        self._previous_shape = image.shape
+        return found
+
+    def _full_scan(self, image: np.ndarray) -> Detections:
+        self.scans.full += 1
+        self._frames_since_full_scan = 0
+        return self.pipeline.detector.detect(image)
+
+
+def _leaves_region(boxes: np.ndarray, region: tuple[float, float, float, float], image_shape: tuple[int, ...]) -> bool:
+    """Return whether a box reaches past an edge of the region that is not an edge of the image.
+
+    Such a face may be cut by the region, so its box cannot be trusted.
+    """
+    height, width = image_shape[:2]
+    left, top, right, bottom = region
+    # Boxes are compared with a one-pixel tolerance, because the detector's boxes are not whole pixels.
+    past_left = (boxes[:, 0] < left - 1) & (left > 0)
+    past_top = (boxes[:, 1] < top - 1) & (top > 0)
+    past_right = (boxes[:, 2] > right + 1) & (right < width)
+    past_bottom = (boxes[:, 3] > bottom + 1) & (bottom < height)
+    return bool(np.any(past_left | past_top | past_right | past_bottom))

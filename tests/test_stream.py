@@ -1,0 +1,260 @@
+"""Region scans and `StreamProcessor`: frames built in memory from real photos, run through the SSD."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from emodetect import Detections, Detector, Pipeline
+from emodetect.cli import main
+from emodetect.detectors import SSDDetector, create_detector
+from emodetect.images import crop_face, read_image
+from emodetect.stream import DEFAULT_SCAN_EVERY, StreamProcessor
+from emodetect.tracking import box_iou
+
+FRAME_SIZE = (640, 480)  # (width, height)
+FPS = 30.0
+
+# SSD face boxes of the photos used below, (x1, y1, x2, y2) in the original photo.
+HAPPY_FACE = ("happy/happy-person.jpeg", (430, 151, 647, 451))
+SAD_FACE = ("sad/Crying-girl.jpg", (583, 446, 1527, 1514))
+
+
+def pan(image: np.ndarray, count: int, zoom: float) -> list[np.ndarray]:
+    """Cut `count` 640x480 frames from a photo with a window that slides right and zooms in by up to `zoom`."""
+    height, width = image.shape[:2]
+    frames = []
+    for step in range(count):
+        scale = 1.0 + zoom * step / count
+        window_width, window_height = int(width / scale), int(height / scale)
+        left = int((width - window_width) * step / max(1, count - 1))
+        top = (height - window_height) // 2
+        window = image[top : top + window_height, left : left + window_width]
+        frames.append(cv2.resize(window, FRAME_SIZE, interpolation=cv2.INTER_AREA))
+    return frames
+
+
+def grey_frame() -> np.ndarray:
+    return np.full((FRAME_SIZE[1], FRAME_SIZE[0], 3), 128, np.uint8)
+
+
+def paste(frame: np.ndarray, face: np.ndarray, left: int, top: int) -> np.ndarray:
+    """Return a copy of `frame` with `face` pasted with its top-left corner at `(left, top)`."""
+    frame = frame.copy()
+    frame[top : top + face.shape[0], left : left + face.shape[1]] = face
+    return frame
+
+
+@pytest.fixture(scope="module")
+def detector(shared_dir):
+    weights = shared_dir / "weights"
+    return SSDDetector(
+        model_path=str(weights / "opencv_face_detector_uint8.pb"),
+        config_path=str(weights / "opencv_face_detector.pbtxt"),
+    )
+
+
+@pytest.fixture(scope="module")
+def pipeline(detector):
+    return Pipeline(detector=detector, classifier="happy-sad")
+
+
+@pytest.fixture(scope="module")
+def faces(paper_images):
+    """160x160 crops around a happy and a sad face."""
+    crops = {}
+    for label, (name, box) in (("happy", HAPPY_FACE), ("sad", SAD_FACE)):
+        face = crop_face(read_image(paper_images / name), box, margin=0.3)
+        crops[label] = cv2.resize(face, (160, 160), interpolation=cv2.INTER_AREA)
+    return crops
+
+
+@pytest.fixture(scope="module")
+def one_face_frames(paper_images):
+    return pan(read_image(paper_images / HAPPY_FACE[0]), 20, zoom=0.4)
+
+
+@pytest.fixture(scope="module")
+def group_frames(paper_images):
+    return pan(read_image(paper_images / "happy" / "1-2.jpg"), 20, zoom=0.1)
+
+
+def run_stream(stream: StreamProcessor, frames: list[np.ndarray]) -> list:
+    return [stream.process(frame, index / FPS) for index, frame in enumerate(frames)]
+
+
+class FixedBoxDetector(Detector):
+    """Finds one face at the same place of whatever image it is given, and records the image sizes."""
+
+    name = "fixed-box"
+
+    def __init__(self) -> None:
+        self.shapes: list[tuple[int, ...]] = []
+
+    def detect(self, image: np.ndarray) -> Detections:
+        self.shapes.append(image.shape)
+        return Detections.from_boxes(np.array([[10, 20, 50, 80]]), np.array([0.9]), image.shape)
+
+
+def test_region_scan_matches_full_scan(detector, one_face_frames, group_frames):
+    stream = StreamProcessor(Pipeline(detector=detector, classifier="happy-sad"))
+
+    for frame in one_face_frames + group_frames:
+        full = detector.detect(frame)
+        found = detector.detect_region(frame, stream.region(full.boxes, frame.shape))
+
+        assert len(found) == len(full)
+        # Each full-scan box has a region-scan box that covers nearly the same pixels.
+        assert box_iou(full.boxes, found.boxes).max(axis=1).min() > 0.8
+
+
+def test_region_scan_ignores_faces_outside(detector, faces):
+    frame = paste(paste(grey_frame(), faces["happy"], 20, 40), faces["sad"], 440, 260)
+
+    found = detector.detect_region(frame, (0, 0, 300, 300))
+
+    assert len(detector.detect(frame)) == 2
+    assert len(found) == 1
+    assert found.boxes[0, 2] < 300
+
+
+def test_default_region_scan_offsets_boxes():
+    detector = FixedBoxDetector()
+    image = np.zeros((200, 300, 3), np.uint8)
+
+    found = detector.detect_region(image, (100.4, 50, 250, 190.5))
+
+    # The region is rounded outwards to whole pixels: columns 100-250 and rows 50-191.
+    assert detector.shapes == [(141, 150, 3)]
+    np.testing.assert_array_equal(found.boxes, [[110, 70, 150, 130]])
+
+
+def test_region_outside_image_rejected(detector):
+    with pytest.raises(ValueError, match="overlaps the 640x480 image"):
+        detector.detect_region(grey_frame(), (700, 10, 800, 100))
+
+
+def test_haar_region_scan_finds_face(faces):
+    haar = create_detector("haar")
+    frame = paste(grey_frame(), faces["happy"], 240, 160)
+
+    found = haar.detect_region(frame, (160, 80, 480, 400))
+
+    assert len(found) == 1
+    # The cascade's boxes vary with the search window, so the region's box is compared loosely with the
+    # boxes of a full scan, and must lie inside the region.
+    assert box_iou(found.boxes, haar.detect(frame).boxes).max() > 0.5
+    assert found.boxes[0, 0] >= 160
+    assert found.boxes[0, 2] <= 480
+
+
+def test_stream_alternates_full_and_region_scans(pipeline, one_face_frames):
+    stream = pipeline.stream(scan_every=5)
+
+    results = run_stream(stream, one_face_frames)
+
+    assert [len(result) for result in results] == [1] * 20
+    assert stream.scans.full == 4
+    assert stream.scans.region == 16
+    assert stream.scans.rescans == 0
+
+
+def test_stream_scan_every_one_scans_whole_frames(pipeline, one_face_frames):
+    stream = pipeline.stream(scan_every=1)
+
+    run_stream(stream, one_face_frames)
+
+    assert stream.scans.full == 20
+    assert stream.scans.region == 0
+
+
+def test_stream_matches_full_scans(pipeline, group_frames):
+    fast = run_stream(pipeline.stream(), group_frames)
+    full = run_stream(pipeline.stream(scan_every=1), group_frames)
+
+    for fast_result, full_result in zip(fast, full):
+        assert len(fast_result) == 3
+        assert box_iou(full_result.boxes, fast_result.boxes).max(axis=1).min() > 0.8
+        assert sorted(fast_result.labels) == sorted(full_result.labels)
+
+
+def test_stream_keeps_track_ids(pipeline, group_frames):
+    results = run_stream(pipeline.stream(), group_frames)
+
+    assert {tuple(sorted(result.track_ids.tolist())) for result in results} == {(1, 2, 3)}
+
+
+def test_face_outside_region_rescanned_at_once(pipeline, faces):
+    # The face jumps from the top-left corner to the bottom-right one, far outside the region around it.
+    frames = [paste(grey_frame(), faces["happy"], 20, 20)] * 2 + [paste(grey_frame(), faces["happy"], 460, 300)]
+    stream = pipeline.stream(scan_every=10)
+
+    results = run_stream(stream, frames)
+
+    assert [len(result) for result in results] == [1, 1, 1]
+    assert results[2].boxes[0, 0] > 400
+    assert stream.scans.rescans == 1
+
+
+def test_face_crossing_region_edge_rescanned(pipeline, faces):
+    # The face moves right by 60 pixels, more than the region's margin, so it reaches past the region.
+    frames = [paste(grey_frame(), faces["happy"], 100, 100)] * 2 + [paste(grey_frame(), faces["happy"], 160, 100)]
+    stream = pipeline.stream(scan_every=10)
+
+    results = run_stream(stream, frames)
+    full = pipeline.detector.detect(frames[2])
+
+    assert stream.scans.rescans == 1
+    np.testing.assert_allclose(results[2].boxes, full.boxes, atol=0.5)
+
+
+def test_new_face_found_by_next_full_scan(pipeline, faces):
+    alone = paste(grey_frame(), faces["happy"], 20, 20)
+    together = paste(alone, faces["sad"], 460, 300)
+    frames = [alone] * 2 + [together] * 6
+    stream = pipeline.stream(scan_every=4)
+
+    counts = [len(result) for result in run_stream(stream, frames)]
+
+    # Full scans run on frames 0 and 4, so the face that appears at frame 2 is found at frame 4.
+    assert counts == [1, 1, 1, 1, 2, 2, 2, 2]
+
+
+def test_frame_size_change_scans_whole_frame(pipeline, faces):
+    small = cv2.resize(paste(grey_frame(), faces["happy"], 20, 20), (320, 240))
+    stream = pipeline.stream(scan_every=10)
+
+    run_stream(stream, [paste(grey_frame(), faces["happy"], 20, 20), small])
+
+    assert stream.scans.full == 2
+
+
+def test_stream_without_tracking_leaves_ids(pipeline, one_face_frames):
+    results = run_stream(pipeline.stream(tracking=False), one_face_frames[:3])
+
+    assert all((result.track_ids == -1).all() for result in results)
+
+
+def test_scan_every_below_one_rejected(pipeline):
+    with pytest.raises(ValueError, match="scan_every >= 1"):
+        pipeline.stream(scan_every=0)
+
+
+def test_negative_region_margin_rejected(pipeline):
+    with pytest.raises(ValueError, match="region_margin >= 0"):
+        StreamProcessor(pipeline, region_margin=-0.1)
+
+
+def test_cli_scan_every_help_shows_default(capsys):
+    with pytest.raises(SystemExit):
+        main(["video", "--help"])
+
+    assert f"(default: {DEFAULT_SCAN_EVERY})" in " ".join(capsys.readouterr().out.split())
+
+
+def test_cli_scan_every_below_one_exit_code(tmp_path, capsys):
+    code = main(["video", str(tmp_path / "clip.avi"), "--scan-every", "0"])
+
+    assert code == 2
+    assert "--scan-every must be 1 or more, received 0" in capsys.readouterr().err
