@@ -109,6 +109,17 @@ def test_region_scan_matches_full_scan(detector, one_face_frames, group_frames):
         assert box_iou(full.boxes, found.boxes).max(axis=1).min() > 0.8
 
 
+def test_full_scan_unchanged_by_region_scans(detector, group_frames):
+    frame = group_frames[0]
+    first = detector.detect(frame)
+
+    # Regions of several sizes, so that the detector uses several network input sizes in between.
+    for right in (200, 320, 480, 640):
+        detector.detect_region(frame, (0, 0, right, 300))
+
+    np.testing.assert_array_equal(detector.detect(frame).boxes, first.boxes)
+
+
 def test_region_scan_ignores_faces_outside(detector, faces):
     frame = paste(paste(grey_frame(), faces["happy"], 20, 40), faces["sad"], 440, 260)
 
