@@ -12,9 +12,12 @@ MODULES = [
     "emodetect.detectors.base",
     "emodetect.drawing",
     "emodetect.images",
+    "emodetect.metrics",
     "emodetect.pipeline",
     "emodetect.results",
+    "emodetect.stream",
     "emodetect.tracking",
+    "emodetect.training.data",
 ]
 
 

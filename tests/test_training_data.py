@@ -11,8 +11,8 @@ import pytest
 
 from emodetect.errors import DatasetError
 from emodetect.model_io import ModelMetadata
-from emodetect.training.data import list_image_folder, load_arrays, split_dataset
-from emodetect.training.workflow import load_folder_splits
+from emodetect.training.data import ArrayDataset, fold_dataset, list_image_folder, load_arrays, split_dataset
+from emodetect.training.workflow import load_folder_folds, load_folder_splits
 
 
 def _copy_faces(fer_val: Path, root: Path, classes: dict[str, int]) -> Path:
@@ -146,3 +146,73 @@ def test_load_arrays_records_undecodable(fer_val, tmp_path):
     assert data.x.dtype == np.float32
     assert [path.name for path in data.skipped] == ["broken.png"]
     assert "cannot be decoded" in data.skipped[root / "sad" / "broken.png"]
+
+
+def test_folds_same_seed_same_files(paper_images):
+    first = fold_dataset(list_image_folder(paper_images), folds=5, seed=2)
+    second = fold_dataset(list_image_folder(paper_images), folds=5, seed=2)
+
+    assert [part.files for part in first] == [part.files for part in second]
+
+
+def test_folds_disjoint_and_complete(paper_images):
+    files = list_image_folder(paper_images)
+
+    folds = fold_dataset(files, folds=5, seed=0)
+
+    names = [set(part.files) for part in folds]
+    assert sum(len(part) for part in names) == len(files)
+    assert set().union(*names) == set(files.files)
+    assert [len(part) for part in folds] == [61, 60, 60, 60, 60]
+
+
+def test_folds_keep_class_balance(paper_images):
+    folds = fold_dataset(list_image_folder(paper_images), folds=5, seed=0)
+
+    # 151 happy and 150 sad photos: each fold gets 30 or 31 of each class.
+    for part in folds:
+        counts = part.class_counts()
+        assert 30 <= counts["happy"] <= 31
+        assert 30 <= counts["sad"] <= 31
+
+
+def test_folds_other_seed_other_files(paper_images):
+    files = list_image_folder(paper_images)
+
+    assert fold_dataset(files, seed=0)[0].files != fold_dataset(files, seed=1)[0].files
+
+
+def test_folds_reject_fewer_than_two(paper_images):
+    with pytest.raises(ValueError, match="folds between 2 and the number of files"):
+        fold_dataset(list_image_folder(paper_images), folds=1)
+
+
+def test_load_folds_loads_every_face(fer_val, tmp_path):
+    root = _copy_faces(fer_val, tmp_path / "faces", {"happy": 7, "sad": 5})
+    metadata = ModelMetadata(class_names=["happy", "sad"], input_size=(48, 48), color_mode="grayscale")
+
+    folds = load_folder_folds(root, metadata, folds=3, seed=0)
+
+    assert [len(fold) for fold in folds] == [4, 4, 4]
+    assert ArrayDataset.concatenate(folds).class_counts() == {"happy": 7, "sad": 5}
+    assert folds[0].x.shape == (4, 48, 48, 1)
+
+
+def test_concatenate_keeps_row_order(fer_val, tmp_path):
+    root = _copy_faces(fer_val, tmp_path / "faces", {"happy": 2, "sad": 2})
+    parts = split_dataset(list_image_folder(root), (0.5, 0.5), seed=0)
+    loaded = [load_arrays(part, (48, 48), "grayscale", report=False) for part in parts]
+
+    joined = ArrayDataset.concatenate(loaded)
+
+    assert joined.files == loaded[0].files + loaded[1].files
+    np.testing.assert_array_equal(joined.x, np.concatenate([loaded[0].x, loaded[1].x]))
+    assert joined.y.tolist() == loaded[0].y.tolist() + loaded[1].y.tolist()
+
+
+def test_concatenate_rejects_other_classes():
+    happy_sad = ArrayDataset(np.zeros((1, 48, 48, 1), np.float32), np.array([0]), ["happy", "sad"])
+    sad_happy = ArrayDataset(np.zeros((1, 48, 48, 1), np.float32), np.array([0]), ["sad", "happy"])
+
+    with pytest.raises(ValueError, match="same class names"):
+        ArrayDataset.concatenate([happy_sad, sad_happy])

@@ -1,7 +1,9 @@
-"""Classification metrics in plain NumPy: accuracy, per-class precision/recall/F1, confusion matrix, calibration."""
+"""Classification metrics in plain NumPy: accuracy, per-class precision/recall/F1, confusion matrix, calibration,
+and McNemar's test for two classifiers on the same samples."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,6 +31,43 @@ def expected_calibration_error(probabilities: np.ndarray, true: np.ndarray, bins
         if inside.any():
             error += inside.mean() * abs(correct[inside].mean() - confidence[inside].mean())
     return float(error)
+
+
+def mcnemar_test(true: np.ndarray, predicted_a: np.ndarray, predicted_b: np.ndarray) -> dict[str, Any]:
+    """Compare two classifiers on the same samples with McNemar's exact test.
+
+    Only the samples that exactly one of the two classifies correctly carry information. Under the null
+    hypothesis that both are equally accurate, each such sample is equally likely to favour either, so the
+    count that favours `b` follows a binomial distribution with p = 0.5. The p-value is two-sided.
+
+    Args:
+        true: Integer labels.
+        predicted_a: Labels predicted by the first classifier.
+        predicted_b: Labels predicted by the second classifier.
+
+    Returns:
+        `only_a_correct`, `only_b_correct` and `p_value` (1.0 when no sample separates them).
+
+    Raises:
+        ValueError: The three arrays differ in length.
+
+    Examples:
+        >>> mcnemar_test(np.array([0, 1, 1, 0]), np.array([1, 0, 1, 0]), np.array([0, 1, 1, 0]))
+        {'only_a_correct': 0, 'only_b_correct': 2, 'p_value': 0.5}
+    """
+    true, predicted_a, predicted_b = (np.asarray(array).reshape(-1) for array in (true, predicted_a, predicted_b))
+    if not len(true) == len(predicted_a) == len(predicted_b):
+        raise ValueError(
+            f"Expected three arrays of the same length, received {len(true)}, {len(predicted_a)} and {len(predicted_b)}."
+        )
+
+    correct_a = predicted_a == true
+    correct_b = predicted_b == true
+    only_a = int(np.sum(correct_a & ~correct_b))
+    only_b = int(np.sum(correct_b & ~correct_a))
+    discordant = only_a + only_b
+    tail = sum(math.comb(discordant, count) for count in range(min(only_a, only_b) + 1)) / 2.0**discordant
+    return {"only_a_correct": only_a, "only_b_correct": only_b, "p_value": min(1.0, 2.0 * tail)}
 
 
 def classification_report(

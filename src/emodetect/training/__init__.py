@@ -24,6 +24,7 @@ _EXPORTS = {
     "list_architectures": "emodetect.training.architectures",
     "ArrayDataset": "emodetect.training.data",
     "FileDataset": "emodetect.training.data",
+    "fold_dataset": "emodetect.training.data",
     "list_image_folder": "emodetect.training.data",
     "load_arrays": "emodetect.training.data",
     "split_dataset": "emodetect.training.data",
@@ -42,6 +43,7 @@ _EXPORTS = {
     "FolderTrainingRun": "emodetect.training.workflow",
     "evaluate_folder": "emodetect.training.workflow",
     "load_base_model": "emodetect.training.workflow",
+    "load_folder_folds": "emodetect.training.workflow",
     "load_folder_splits": "emodetect.training.workflow",
     "train_from_folder": "emodetect.training.workflow",
 }
@@ -50,7 +52,14 @@ __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
     from emodetect.training.architectures import ARCHITECTURES, Architecture, build_architecture, list_architectures
-    from emodetect.training.data import ArrayDataset, FileDataset, list_image_folder, load_arrays, split_dataset
+    from emodetect.training.data import (
+        ArrayDataset,
+        FileDataset,
+        fold_dataset,
+        list_image_folder,
+        load_arrays,
+        split_dataset,
+    )
     from emodetect.training.evaluate import evaluate_arrays, predict_arrays
     from emodetect.training.faces import FaceCropCache, load_face_arrays
     from emodetect.training.plots import plot_confusion_matrix, plot_history, save_training_plots
@@ -60,6 +69,7 @@ if TYPE_CHECKING:
         FolderTrainingRun,
         evaluate_folder,
         load_base_model,
+        load_folder_folds,
         load_folder_splits,
         train_from_folder,
     )

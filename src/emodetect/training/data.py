@@ -85,6 +85,30 @@ class ArrayDataset:
         counts = np.bincount(self.y, minlength=len(self.class_names))
         return {name: int(count) for name, count in zip(self.class_names, counts)}
 
+    @classmethod
+    def concatenate(cls, parts: Sequence["ArrayDataset"]) -> "ArrayDataset":
+        """Join datasets with the same class names into one, rows in order.
+
+        Raises:
+            ValueError: `parts` is empty or their class names differ.
+        """
+        if not parts:
+            raise ValueError("Expected at least one ArrayDataset to concatenate, received none.")
+        names = [list(part.class_names) for part in parts]
+        if any(part_names != names[0] for part_names in names):
+            raise ValueError(f"Expected datasets with the same class names, received {names}.")
+
+        skipped: dict[Path, str] = {}
+        for part in parts:
+            skipped.update(part.skipped)
+        return cls(
+            x=np.concatenate([part.x for part in parts]),
+            y=np.concatenate([part.y for part in parts]),
+            class_names=names[0],
+            files=[path for part in parts for path in part.files],
+            skipped=skipped,
+        )
+
 
 def list_image_folder(
     root: Union[str, "os.PathLike[str]"],
@@ -203,6 +227,48 @@ def split_dataset(
         cuts = np.rint(boundaries * len(indices)).astype(int)
         for part, chunk in zip(parts, np.split(indices, cuts)):
             part.extend(chunk.tolist())
+
+    return [dataset.subset(sorted(part)) for part in parts]
+
+
+def fold_dataset(dataset: FileDataset, folds: int = 5, seed: int = 0) -> list[FileDataset]:
+    """Split files into `folds` disjoint parts for cross-validation, stratified by class.
+
+    Each class's files are sorted, shuffled with `seed` and dealt to the folds in turn, carrying on from one
+    class to the next. So every fold gets each class's files within one of its fair share, and the folds
+    differ in size by at most one file. The same seed and files always give the same folds.
+
+    Args:
+        dataset: The files to split.
+        folds: Number of parts, at least 2.
+        seed: Seed of the shuffle.
+
+    Returns:
+        `folds` `FileDataset` parts, each file in exactly one.
+
+    Raises:
+        ValueError: `folds` is below 2 or above the number of files.
+
+    Examples:
+        >>> files = FileDataset([Path(f"{index}.png") for index in range(10)], [0] * 6 + [1] * 4, ["a", "b"])
+        >>> [len(part) for part in fold_dataset(files, folds=3)]
+        [4, 3, 3]
+    """
+    if not 2 <= folds <= max(2, len(dataset)):
+        raise ValueError(f"Expected folds between 2 and the number of files ({len(dataset)}), received {folds}.")
+
+    generator = np.random.default_rng(seed)
+    parts: list[list[int]] = [[] for _ in range(folds)]
+    dealt = 0
+    for name in sorted(dataset.class_names):
+        label = dataset.class_names.index(name)
+        indices = np.flatnonzero(dataset.labels == label)
+        # Sorting first makes the folds independent of the order the file system listed the files in.
+        indices = indices[np.argsort([str(dataset.files[index]) for index in indices], kind="stable")]
+        generator.shuffle(indices)
+        for index in indices:
+            parts[dealt % folds].append(int(index))
+            dealt += 1
 
     return [dataset.subset(sorted(part)) for part in parts]
 

@@ -19,7 +19,15 @@ import numpy as np
 
 from emodetect.errors import DatasetError
 from emodetect.model_io import ModelMetadata, load_model
-from emodetect.training.data import ArrayDataset, FileDataset, list_image_folder, load_arrays, split_dataset, warn_skipped
+from emodetect.training.data import (
+    ArrayDataset,
+    FileDataset,
+    fold_dataset,
+    list_image_folder,
+    load_arrays,
+    split_dataset,
+    warn_skipped,
+)
 
 if TYPE_CHECKING:
     import keras
@@ -201,6 +209,54 @@ def load_folder_splits(
             f"{' and face detection' if faces else ''}. Add images to those classes."
         )
     return FolderSplits(files=parts, train=train, validation=loaded[1], test=loaded[2], skipped=skipped)
+
+
+def load_folder_folds(
+    data_dir: PathLike,
+    metadata: ModelMetadata,
+    folds: int = 5,
+    seed: int = 0,
+    faces: Optional[FaceOptions] = None,
+) -> list[ArrayDataset]:
+    """List a class folder, split it by file into folds for cross-validation, and load each fold for a model.
+
+    Every face of one photo lands in the same fold, so no photo is both trained on and tested.
+
+    Args:
+        data_dir: Folder with one sub-folder per class; sub-folders that are not classes of the model are
+            reported and left out.
+        metadata: The model's class names and preprocessing settings.
+        folds: Number of folds, at least 2 (see `emodetect.training.data.fold_dataset`).
+        seed: Seed of the split.
+        faces: Detect faces and load their crops; `None` takes every image as a face crop already.
+
+    Returns:
+        One `ArrayDataset` per fold. One warning lists the files that are not readable images and one lists
+        the images without a face.
+
+    Raises:
+        ValueError: `folds` is below 2 or above the number of files.
+        DatasetError: The folder lacks a class of the model, or a class has no face left after decoding and
+            face detection.
+    """
+    files = list_image_folder(data_dir, metadata.class_names, report=False)
+    parts = fold_dataset(files, folds, seed=seed)
+
+    loader = _make_loader(metadata, faces)
+    loaded = [loader(part) for part in parts]
+    skipped: dict[Path, str] = dict(files.skipped)
+    for data in loaded:
+        skipped.update(data.skipped)
+    _warn_once(skipped)
+
+    counts = ArrayDataset.concatenate(loaded).class_counts()
+    missing = [name for name, count in counts.items() if count == 0]
+    if missing:
+        raise DatasetError(
+            f"Classes {missing} have no image left in '{data_dir}' after decoding"
+            f"{' and face detection' if faces else ''}. Add images to those classes."
+        )
+    return loaded
 
 
 def _make_loader(metadata: ModelMetadata, faces: Optional[FaceOptions]):  # type: ignore[no-untyped-def]
