@@ -38,7 +38,8 @@ def _arguments_custom_backend(paper_images: Path, folder: Path) -> list[str]:
 
 
 def _arguments_finetune(paper_images: Path, folder: Path) -> list[str]:
-    # Three photos per class with one clear face each (1-2.jpg has three), so every part gets a face.
+    # Three photos per class with one clear face each (1-2.jpg has three), so each of three folds gets a
+    # face of each class.
     photos = {
         "happy": ["1-2.jpg", "happy-person.jpeg", "Travis-Bradberry-Happy.jpg"],
         "sad": ["Crying-girl.jpg", "51079685_M.jpg", "73705bd7debb66c2afc780a22c223804.jpg"],
@@ -47,7 +48,7 @@ def _arguments_finetune(paper_images: Path, folder: Path) -> list[str]:
         (folder / "photos" / label).mkdir(parents=True)
         for name in names:
             shutil.copyfile(paper_images / label / name, folder / "photos" / label / name)
-    return ["photos", "--faces", "--epochs", "1", "--out", "tuned.keras", "--figures", "figures"]
+    return ["photos", "--faces", "--folds", "3", "--epochs", "1", "--out", "tuned.keras", "--figures", "figures"]
 
 
 def _arguments_annotate_video(paper_images: Path, folder: Path) -> list[str]:
@@ -163,7 +164,8 @@ def test_finetune_writes_model_and_figures(example_run):
     assert (folder / "tuned.keras").stat().st_size > 0
     for name in ("before-confusion.png", "after-confusion.png", "before-after.png", "finetune-curves.png"):
         assert (folder / "figures" / name).stat().st_size > 0, name
-    assert "Held-out part before fine-tuning (happy-sad)" in completed.stdout
+    assert "All 6 faces, before fine-tuning (happy-sad)" in completed.stdout
+    assert "McNemar's exact test p = " in completed.stdout
 
 
 def test_annotate_video_writes_video_and_table(example_run):
