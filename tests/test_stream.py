@@ -84,6 +84,27 @@ def run_stream(stream: StreamProcessor, frames: list[np.ndarray]) -> list:
     return [stream.process(frame, index / FPS) for index, frame in enumerate(frames)]
 
 
+class CropOnlyDetector(Detector):
+    """A plugin-like detector that implements only `detect`, running the SSD, so region scans crop exactly."""
+
+    name = "crop-only"
+
+    def __init__(self, ssd: SSDDetector) -> None:
+        self.ssd = ssd
+
+    def detect(self, image: np.ndarray) -> Detections:
+        return self.ssd.detect(image)
+
+
+class ZeroWidthDetector(Detector):
+    """Returns one real-looking box and one box without width, as a careless plugin might."""
+
+    name = "zero-width"
+
+    def detect(self, image: np.ndarray) -> Detections:
+        return Detections(np.array([[100, 100, 180, 200], [100, 100, 100, 200]]), np.array([0.9, 0.8]))
+
+
 class FixedBoxDetector(Detector):
     """Finds one face at the same place of whatever image it is given, and records the image sizes."""
 
@@ -255,6 +276,67 @@ def test_scan_every_below_one_rejected(pipeline):
 def test_negative_region_margin_rejected(pipeline):
     with pytest.raises(ValueError, match="region_margin >= 0"):
         StreamProcessor(pipeline, region_margin=-0.1)
+
+
+def test_plugin_face_leaving_region_rescanned(detector, faces):
+    pipeline = Pipeline(detector=CropOnlyDetector(detector), classifier="happy-sad")
+    frames = [paste(grey_frame(), faces["happy"], 100 + 60 * step, 100) for step in range(5)]
+    stream = pipeline.stream(scan_every=10)
+
+    results = run_stream(stream, frames)
+
+    # The crop ends at the region's edge, so a face crossing it gets a cut box unless the frame is rescanned.
+    assert stream.scans.rescans >= 3
+    for frame, result in zip(frames, results):
+        assert box_iou(result.boxes, detector.detect(frame).boxes)[0, 0] > 0.9
+
+
+def test_plugin_zero_width_box_dropped(faces):
+    pipeline = Pipeline(detector=ZeroWidthDetector(), classifier="happy-sad")
+    stream = pipeline.stream()
+
+    results = run_stream(stream, [grey_frame()] * 3)
+
+    assert [len(result) for result in results] == [1, 1, 1]
+
+
+def test_backward_timestamp_rejected_before_detection(pipeline, one_face_frames):
+    stream = pipeline.stream()
+    stream.process(one_face_frames[0], 1.0)
+
+    with pytest.raises(ValueError, match="Call reset"):
+        stream.process(one_face_frames[1], 0.5)
+    assert stream.scans.full == 1
+    assert stream.scans.region == 0
+
+
+def test_nan_timestamp_rejected(pipeline, one_face_frames):
+    with pytest.raises(ValueError, match="finite timestamp"):
+        pipeline.stream().process(one_face_frames[0], float("nan"))
+
+
+def test_reset_starts_new_stream(pipeline, one_face_frames):
+    stream = pipeline.stream(scan_every=10)
+    run_stream(stream, one_face_frames[:3])
+
+    stream.reset()
+    result = stream.process(one_face_frames[0], 0.0)
+
+    # A new stream scans its first frame whole and gives the face a new id.
+    assert stream.scans.full == 2
+    assert result.track_ids.tolist() == [2]
+
+
+@pytest.mark.parametrize("value", [2.5, True, "5"])
+def test_scan_every_must_be_integer(pipeline, value):
+    with pytest.raises(TypeError, match="integer scan_every"):
+        pipeline.stream(scan_every=value)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_region_margin_must_be_finite(pipeline, value):
+    with pytest.raises(ValueError, match="finite region_margin"):
+        StreamProcessor(pipeline, region_margin=value)
 
 
 def test_cli_scan_every_help_shows_default(capsys):

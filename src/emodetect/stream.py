@@ -14,7 +14,8 @@ SSD sees it at the scale of a full scan (`Detector.detect_region`). A full scan 
   the picture is found within `scan_every - 1` frames;
 - when the previous frame had no face, or a frame has a different size from the previous one;
 - on the same frame again, when a region scan finds fewer faces than the previous frame had, or a face
-  that reaches past the region's edge, so that a face leaving the region is looked for at once.
+  that touches or crosses an edge of the region inside the frame, so that a face leaving the region is
+  looked for at once.
 
 `scan_every=1` scans every frame whole, which finds a new face at once and costs the most.
 """
@@ -22,6 +23,8 @@ SSD sees it at the scale of a full scan (`Detector.detect_region`). A full scan 
 from __future__ import annotations
 
 import logging
+import math
+import numbers
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
 
@@ -52,7 +55,7 @@ class ScanCounts:
         full: Passes over whole frames, including the rescans.
         region: Passes over a region around the previous frame's faces.
         rescans: Full passes run on a frame whose region scan found fewer faces than the frame before, or a
-            face that reaches past the region's edge.
+            face that touches or crosses the region's edge.
     """
 
     full: int = 0
@@ -75,7 +78,8 @@ class StreamProcessor:
             width and height on each side.
 
     Raises:
-        ValueError: `scan_every` is below 1 or `region_margin` is negative.
+        ValueError: `scan_every` is below 1 or `region_margin` is negative or not finite.
+        TypeError: `scan_every` is not an integer.
 
     Examples:
         >>> import numpy as np
@@ -93,10 +97,14 @@ class StreamProcessor:
         scan_every: int = DEFAULT_SCAN_EVERY,
         region_margin: float = DEFAULT_REGION_MARGIN,
     ) -> None:
+        if isinstance(scan_every, bool) or not isinstance(scan_every, numbers.Integral):
+            raise TypeError(f"Expected an integer scan_every, received {scan_every!r}.")
         if scan_every < 1:
             raise ValueError(f"Expected scan_every >= 1 (1 scans every frame whole), received {scan_every}.")
-        if region_margin < 0:
-            raise ValueError(f"Expected region_margin >= 0 (a fraction of each face's size), received {region_margin}.")
+        if not (math.isfinite(region_margin) and region_margin >= 0):
+            raise ValueError(
+                f"Expected a finite region_margin >= 0 (a fraction of each face's size), received {region_margin}."
+            )
 
         self.pipeline = pipeline
         self.scan_every = int(scan_every)
@@ -106,6 +114,7 @@ class StreamProcessor:
         self._previous: Optional[Detections] = None
         self._previous_shape: Optional[tuple[int, ...]] = None
         self._frames_since_full_scan = 0
+        self._last_timestamp = -math.inf
 
     def process(self, image: np.ndarray, timestamp: float) -> PipelineResult:
         """Detect and classify the faces of the next frame.
@@ -113,16 +122,41 @@ class StreamProcessor:
         Args:
             image: The frame, a BGR `uint8` array of shape `(H, W, 3)`.
             timestamp: The frame's time in seconds. It must not decrease from call to call, because
-                smoothing weighs each frame by the time since the previous one.
+                smoothing weighs each frame by the time since the previous one. A frame with the same
+                timestamp as the previous one gets no weight, so it leaves the smoothed probabilities as
+                they were.
 
         Returns:
             The frame's faces, with track ids and smoothed probabilities when tracking is on.
+
+        Raises:
+            ValueError: The timestamp is not finite or is earlier than the previous frame's. Nothing is
+                detected then, and `reset()` starts a new stream.
         """
+        if not math.isfinite(timestamp) or timestamp < self._last_timestamp:
+            raise ValueError(
+                f"Expected a finite timestamp of at least {self._last_timestamp} s, the previous frame's, received "
+                f"{timestamp}. Call reset() before starting another video."
+            )
+        self._last_timestamp = float(timestamp)
+
         detections = self._detect(image)
         result = self.pipeline.classify([image], [detections])[0]
         if self.tracker is not None:
             result = self.tracker.update(result, timestamp)
         return result
+
+    def reset(self) -> None:
+        """Start a new stream: forget the previous frame, the tracks and the last timestamp.
+
+        Track ids continue from where they were, so no id is given twice. The scan counts keep counting.
+        """
+        self._previous = None
+        self._previous_shape = None
+        self._frames_since_full_scan = 0
+        self._last_timestamp = -math.inf
+        if self.tracker is not None:
+            self.tracker.reset()
 
     def region(self, boxes: np.ndarray, image_shape: tuple[int, ...]) -> tuple[float, float, float, float]:
         """Return the region scanned around `boxes`: their grown union, clipped to the image."""
@@ -151,7 +185,7 @@ class StreamProcessor:
         else:
             assert previous is not None  # full_scan_due covers a missing previous frame.
             region = self.region(previous.boxes, image.shape)
-            found = detector.detect_region(image, region)
+            found = _clipped(detector.detect_region(image, region), image.shape)
             self.scans.region += 1
             self._frames_since_full_scan += 1
             if len(found) < len(previous) or _leaves_region(found.boxes, region, image.shape):
@@ -166,19 +200,26 @@ class StreamProcessor:
     def _full_scan(self, image: np.ndarray) -> Detections:
         self.scans.full += 1
         self._frames_since_full_scan = 0
-        return self.pipeline.detector.detect(image)
+        return _clipped(self.pipeline.detector.detect(image), image.shape)
+
+
+def _clipped(found: Detections, image_shape: tuple[int, ...]) -> Detections:
+    # A plugin detector's boxes may leave the image or have no area, which would break the next region.
+    return Detections.from_boxes(found.boxes, found.scores, image_shape)
 
 
 def _leaves_region(boxes: np.ndarray, region: tuple[float, float, float, float], image_shape: tuple[int, ...]) -> bool:
-    """Return whether a box reaches past an edge of the region that is not an edge of the image.
+    """Return whether a box touches or crosses an edge of the region that is not an edge of the image.
 
-    Such a face may be cut by the region, so its box cannot be trusted.
+    Such a face may be cut by the region, so its box cannot be trusted. A detector given only the region's
+    pixels (the default `Detector.detect_region`) returns a cut face's box ending at the edge. The SSD runs
+    on a wider crop and returns a box that crosses the edge.
     """
     height, width = image_shape[:2]
     left, top, right, bottom = region
-    # Boxes are compared with a one-pixel tolerance, because the detector's boxes are not whole pixels.
-    past_left = (boxes[:, 0] < left - 1) & (left > 0)
-    past_top = (boxes[:, 1] < top - 1) & (top > 0)
-    past_right = (boxes[:, 2] > right + 1) & (right < width)
-    past_bottom = (boxes[:, 3] > bottom + 1) & (bottom < height)
-    return bool(np.any(past_left | past_top | past_right | past_bottom))
+    # A box within one pixel of an edge counts as touching it, because boxes are not whole pixels.
+    at_left = (boxes[:, 0] <= left + 1) & (left > 0)
+    at_top = (boxes[:, 1] <= top + 1) & (top > 0)
+    at_right = (boxes[:, 2] >= right - 1) & (right < width)
+    at_bottom = (boxes[:, 3] >= bottom - 1) & (bottom < height)
+    return bool(np.any(at_left | at_top | at_right | at_bottom))

@@ -37,8 +37,9 @@ class Detector(abc.ABC):
         """Find faces inside one rectangle of an image, at the scale `detect` would see them.
 
         Video processing calls this between full scans of a frame, with a region around the faces found in
-        the previous frame. This default crops the region and runs `detect` on the crop, which is correct
-        for any backend. Backends whose cost grows with the input's pixel count override it to keep the
+        the previous frame. This default crops the region and runs `detect` on the crop. A backend that
+        resizes its input to a fixed size then gets the faces larger than in a full scan, which can change
+        what it finds. Backends whose cost grows with the input's pixel count override it to keep the
         scale of a full scan, so that a small region costs less (see `SSDDetector`).
 
         Args:
