@@ -55,3 +55,22 @@ def test_mcnemar_identical_predictions_give_one():
 def test_mcnemar_rejects_length_mismatch():
     with pytest.raises(ValueError, match="same length"):
         mcnemar_test(np.zeros(3), np.zeros(3), np.zeros(2))
+
+
+def test_mcnemar_thousands_of_discordant_samples():
+    true = np.zeros(1100, dtype=int)
+    first = np.r_[np.zeros(550, dtype=int), np.ones(550, dtype=int)]
+
+    result = mcnemar_test(true, first, 1 - first)
+
+    assert result["only_a_correct"] == 550
+    assert result["only_b_correct"] == 550
+    assert result["p_value"] == pytest.approx(1.0)
+
+
+def test_mcnemar_large_uneven_counts():
+    true = np.zeros(1000, dtype=int)
+    first = np.r_[np.zeros(550, dtype=int), np.ones(450, dtype=int)]
+
+    # 550 against 450: the two-sided exact binomial p-value, 0.0017 to two figures (SciPy's binomtest).
+    assert mcnemar_test(true, first, 1 - first)["p_value"] == pytest.approx(0.00173, abs=5e-5)

@@ -66,7 +66,13 @@ def mcnemar_test(true: np.ndarray, predicted_a: np.ndarray, predicted_b: np.ndar
     only_a = int(np.sum(correct_a & ~correct_b))
     only_b = int(np.sum(correct_b & ~correct_a))
     discordant = only_a + only_b
-    tail = sum(math.comb(discordant, count) for count in range(min(only_a, only_b) + 1)) / 2.0**discordant
+    # The binomial terms are summed in log space, because 2**n overflows a float beyond n = 1023.
+    log_terms = [
+        math.lgamma(discordant + 1) - math.lgamma(count + 1) - math.lgamma(discordant - count + 1) - discordant * math.log(2.0)
+        for count in range(min(only_a, only_b) + 1)
+    ]
+    largest = max(log_terms)
+    tail = math.exp(largest) * sum(math.exp(term - largest) for term in log_terms)
     return {"only_a_correct": only_a, "only_b_correct": only_b, "p_value": min(1.0, 2.0 * tail)}
 
 
