@@ -8,7 +8,8 @@ DATA_DIR has one sub-folder per class of the model (happy/ and sad/ for the ship
 sub-folders are left out. With --faces, DATA_DIR contains photos, and the SSD detector crops the largest
 face of each as the pipeline does at inference. Without it, the images are face crops already.
 
-How it measures: the files are split with --seed into --folds folds. For each fold, a copy of the model
+How it measures: the files are split with --seed into --folds folds, with near-duplicate files (one
+picture saved at other sizes or compressions) kept in one fold. For each fold, a copy of the model
 is fine-tuned on the other folds, one of which only picks the best epoch (early stopping), and then
 classifies the fold that it never saw. So every face is classified once by the model before fine-tuning
 and once by a fine-tuned model that never saw it, and the comparison covers the whole folder instead of
@@ -24,12 +25,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from emodetect.errors import DatasetError
 from emodetect.metrics import classification_report, mcnemar_test
 from emodetect.training import (
     ArrayDataset,
@@ -142,9 +145,10 @@ def record_run(path: Path, arguments: argparse.Namespace, record: dict[str, Any]
     """Store one run under its seed and settings in a JSON file, keeping the runs already there."""
     runs = json.loads(path.read_text()) if path.is_file() else {}
     layers = "frozen features" if arguments.freeze_features else "all layers"
+    inputs = "faces of" if arguments.faces else "crops in"
     key = (
-        f"seed {arguments.seed}, {arguments.folds} folds, learning rate {arguments.learning_rate:g}, "
-        f"{arguments.epochs} epochs, {layers}"
+        f"{arguments.model} on {inputs} {arguments.data_dir.name}, seed {arguments.seed}, {arguments.folds} folds, "
+        f"learning rate {arguments.learning_rate:g}, {arguments.epochs} epochs, {layers}"
     )
     runs[key] = {"command": " ".join(["python", "examples/finetune_on_your_folders.py", *sys.argv[1:]]), **record}
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -165,6 +169,10 @@ def main() -> int:
     parser.add_argument("--figures", type=Path, default=Path("finetune-figures"), help="folder for the PNG figures")
     parser.add_argument("--json", type=Path, help="add this run's reports to this JSON file, by seed and settings")
     arguments = parser.parse_args()
+    # emodetect's warnings list the files it leaves out, and an info line counts the near-duplicates that
+    # it keeps in one fold.
+    logging.basicConfig(format="%(levelname)s: %(message)s")
+    logging.getLogger("emodetect.training.workflow").setLevel(logging.INFO)
 
     if not arguments.data_dir.is_dir():
         sys.exit(f"Folder not found: '{arguments.data_dir}'. Pass a folder with one sub-folder per class.")
@@ -175,10 +183,14 @@ def main() -> int:
     # The model's metadata sets the classes, input size, colour mode and crop margin of the data.
     _, metadata = load_base_model(arguments.model)
     faces = FaceOptions() if arguments.faces else None
-    folds = load_folder_folds(arguments.data_dir, metadata, folds=arguments.folds, seed=arguments.seed, faces=faces)
+    try:
+        folds = load_folder_folds(arguments.data_dir, metadata, folds=arguments.folds, seed=arguments.seed, faces=faces)
+    except (DatasetError, ValueError) as error:
+        sys.exit(f"Cannot make {arguments.folds} folds of '{arguments.data_dir}': {error}")
     print(f"Faces per fold: {[fold.class_counts() for fold in folds]}")
-    if min(len(fold) for fold in folds) == 0:
-        sys.exit(f"A fold is empty; add images so that there are at least {arguments.folds} faces.")
+    empty = [index + 1 for index, fold in enumerate(folds) if len(fold) == 0]
+    if empty:
+        sys.exit(f"Folds {empty} have no face after decoding and face detection. Use fewer --folds or add images.")
 
     measured = cross_validate(arguments, folds)
     before = classification_report(measured["labels"], measured["before"], measured["class_names"])

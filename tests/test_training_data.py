@@ -11,7 +11,15 @@ import pytest
 
 from emodetect.errors import DatasetError
 from emodetect.model_io import ModelMetadata
-from emodetect.training.data import ArrayDataset, fold_dataset, list_image_folder, load_arrays, split_dataset
+from emodetect.training.data import (
+    ArrayDataset,
+    FileDataset,
+    duplicate_groups,
+    fold_dataset,
+    list_image_folder,
+    load_arrays,
+    split_dataset,
+)
 from emodetect.training.workflow import load_folder_folds, load_folder_splits
 
 
@@ -216,3 +224,76 @@ def test_concatenate_rejects_other_classes():
 
     with pytest.raises(ValueError, match="same class names"):
         ArrayDataset.concatenate([happy_sad, sad_happy])
+
+
+def test_duplicate_groups_join_resized_copy(paper_images, tmp_path):
+    import cv2
+
+    root = tmp_path / "photos"
+    (root / "happy").mkdir(parents=True)
+    shutil.copyfile(paper_images / "happy" / "happy-person.jpeg", root / "happy" / "original.jpeg")
+    shutil.copyfile(paper_images / "happy" / "1-2.jpg", root / "happy" / "other.jpg")
+    image = cv2.imread(str(paper_images / "happy" / "happy-person.jpeg"))
+    smaller = cv2.resize(image, (image.shape[1] // 3, image.shape[0] // 3), interpolation=cv2.INTER_AREA)
+    cv2.imwrite(str(root / "happy" / "copy.jpg"), smaller, [cv2.IMWRITE_JPEG_QUALITY, 60])
+    files = FileDataset(sorted((root / "happy").iterdir()), [0, 0, 0], ["happy"])
+
+    groups = dict(zip([path.name for path in files.files], duplicate_groups(files).tolist()))
+
+    assert groups["copy.jpg"] == groups["original.jpeg"]
+    assert groups["other.jpg"] != groups["original.jpeg"]
+
+
+def test_duplicate_groups_unreadable_file_alone(paper_images, tmp_path):
+    root = tmp_path / "photos"
+    (root / "happy").mkdir(parents=True)
+    (root / "happy" / "broken.jpg").write_bytes(b"not an image")
+    (root / "happy" / "empty.png").write_bytes(b"")
+    shutil.copyfile(paper_images / "happy" / "1-2.jpg", root / "happy" / "photo.jpg")
+    files = FileDataset(sorted((root / "happy").iterdir()), [0, 0, 0], ["happy"])
+
+    groups = duplicate_groups(files)
+
+    assert len(set(groups.tolist())) == len(files)
+
+
+def test_folds_keep_group_together(paper_images):
+    files = list_image_folder(paper_images)
+    groups = np.arange(len(files)) // 4  # files in runs of four share a group
+
+    folds = fold_dataset(files, folds=5, seed=0, groups=groups)
+
+    fold_of = {path: index for index, part in enumerate(folds) for path in part.files}
+    for group in np.unique(groups):
+        members = [files.files[index] for index in np.flatnonzero(groups == group)]
+        assert len({fold_of[path] for path in members}) == 1
+
+
+def test_folds_reject_wrong_group_count(paper_images):
+    files = list_image_folder(paper_images)
+
+    with pytest.raises(ValueError, match="one group id per file"):
+        fold_dataset(files, folds=5, groups=[0, 1, 2])
+
+
+def test_folds_reject_more_folds_than_files(fer_val, tmp_path):
+    root = _copy_faces(fer_val, tmp_path / "faces", {"happy": 1})
+    files = FileDataset(sorted((root / "happy").iterdir()), [0], ["happy"])
+
+    with pytest.raises(ValueError, match=r"number of files or groups of files \(1\), received 2"):
+        fold_dataset(files, folds=2)
+
+
+def test_load_folds_warns_about_conflicting_copies(fer_val, tmp_path, caplog):
+    root = _copy_faces(fer_val, tmp_path / "faces", {"happy": 4, "sad": 4})
+    duplicate = sorted((root / "happy").iterdir())[0]
+    shutil.copyfile(duplicate, root / "sad" / "same-picture.png")
+    metadata = ModelMetadata(class_names=["happy", "sad"], input_size=(48, 48), color_mode="grayscale")
+
+    with caplog.at_level(logging.INFO, logger="emodetect.training.workflow"):
+        folds = load_folder_folds(root, metadata, folds=3, seed=0)
+
+    fold_of = {path.name: index for index, fold in enumerate(folds) for path in fold.files}
+    assert fold_of["same-picture.png"] == fold_of[duplicate.name]
+    assert "filed under different classes" in caplog.text
+    assert "same-picture.png" in caplog.text

@@ -24,6 +24,7 @@ _EXPORTS = {
     "list_architectures": "emodetect.training.architectures",
     "ArrayDataset": "emodetect.training.data",
     "FileDataset": "emodetect.training.data",
+    "duplicate_groups": "emodetect.training.data",
     "fold_dataset": "emodetect.training.data",
     "list_image_folder": "emodetect.training.data",
     "load_arrays": "emodetect.training.data",
@@ -55,6 +56,7 @@ if TYPE_CHECKING:
     from emodetect.training.data import (
         ArrayDataset,
         FileDataset,
+        duplicate_groups,
         fold_dataset,
         list_image_folder,
         load_arrays,

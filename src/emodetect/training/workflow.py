@@ -22,6 +22,7 @@ from emodetect.model_io import ModelMetadata, load_model
 from emodetect.training.data import (
     ArrayDataset,
     FileDataset,
+    duplicate_groups,
     fold_dataset,
     list_image_folder,
     load_arrays,
@@ -217,10 +218,13 @@ def load_folder_folds(
     folds: int = 5,
     seed: int = 0,
     faces: Optional[FaceOptions] = None,
+    group_duplicates: bool = True,
 ) -> list[ArrayDataset]:
     """List a class folder, split it by file into folds for cross-validation, and load each fold for a model.
 
-    Every face of one photo lands in the same fold, so no photo is both trained on and tested.
+    Every face of one photo lands in the same fold, and so do near-duplicate files (one picture saved at
+    other sizes or compressions, see `emodetect.training.data.duplicate_groups`), so no picture is both
+    trained on and tested. Near-duplicates filed under different classes are reported in a warning.
 
     Args:
         data_dir: Folder with one sub-folder per class; sub-folders that are not classes of the model are
@@ -229,18 +233,22 @@ def load_folder_folds(
         folds: Number of folds, at least 2 (see `emodetect.training.data.fold_dataset`).
         seed: Seed of the split.
         faces: Detect faces and load their crops; `None` takes every image as a face crop already.
+        group_duplicates: Keep near-duplicate files in one fold. It decodes every file once more.
 
     Returns:
         One `ArrayDataset` per fold. One warning lists the files that are not readable images and one lists
         the images without a face.
 
     Raises:
-        ValueError: `folds` is below 2 or above the number of files.
+        ValueError: `folds` is below 2 or above the number of files (or groups of near-duplicates).
         DatasetError: The folder lacks a class of the model, or a class has no face left after decoding and
             face detection.
     """
     files = list_image_folder(data_dir, metadata.class_names, report=False)
-    parts = fold_dataset(files, folds, seed=seed)
+    groups = duplicate_groups(files) if group_duplicates else None
+    if groups is not None:
+        _report_duplicates(files, groups)
+    parts = fold_dataset(files, folds, seed=seed, groups=groups)
 
     loader = _make_loader(metadata, faces)
     loaded = [loader(part) for part in parts]
@@ -257,6 +265,30 @@ def load_folder_folds(
             f"{' and face detection' if faces else ''}. Add images to those classes."
         )
     return loaded
+
+
+def _report_duplicates(files: FileDataset, groups: np.ndarray) -> None:
+    _, inverse, sizes = np.unique(groups, return_inverse=True, return_counts=True)
+    grouped = sizes[inverse] > 1
+    if grouped.any():
+        logger.info(
+            "%d files are near-duplicates of another file, in %d groups; each group stays in one fold",
+            int(grouped.sum()),
+            int((sizes > 1).sum()),
+        )
+
+    conflicting = []
+    for group in np.unique(groups[grouped]):
+        members = np.flatnonzero(groups == group)
+        if len(set(files.labels[members].tolist())) > 1:
+            conflicting.append(" = ".join(f"'{files.files[index]}'" for index in members))
+    if conflicting:
+        logger.warning(
+            "%d groups of near-duplicate images are filed under different classes, so their labels conflict: %s. "
+            "Remove the wrong copies.",
+            len(conflicting),
+            "; ".join(conflicting[:5]) + (f" and {len(conflicting) - 5} more" if len(conflicting) > 5 else ""),
+        )
 
 
 def _make_loader(metadata: ModelMetadata, faces: Optional[FaceOptions]):  # type: ignore[no-untyped-def]
