@@ -6,8 +6,8 @@ library, a network stream) through `Pipeline.stream()`.
 
 **Region scans.** Running the detector over the whole frame is the costliest step. Faces move little from
 one frame to the next, so between two full scans the detector looks only at a region around the faces of
-the previous frame: the smallest rectangle that contains every previous box grown by `region_margin` of
-its width and height on each side. With the SSD, a region costs in proportion to its area, because the
+the previous frame. The region is the smallest rectangle that contains every previous box grown by
+`region_margin` of its width and height on each side. With the SSD, a region costs in proportion to its area, because the
 SSD sees it at the scale of a full scan (`Detector.detect_region`). A full scan runs:
 
 - on the first frame, and on every `scan_every`-th frame after the last full scan, so that a face entering

@@ -194,13 +194,7 @@ def load_folder_splits(
     parts = split_dataset(files, fractions, seed=seed)
     while len(parts) < 3:
         parts.append(files.subset([]))
-
-    loader = _make_loader(metadata, faces)
-    loaded = [loader(part) for part in parts]
-    skipped: dict[Path, str] = dict(files.skipped)
-    for data in loaded:
-        skipped.update(data.skipped)
-    _warn_once(skipped)
+    loaded, skipped = _load_parts(files, parts, metadata, faces)
 
     train = loaded[0]
     missing = [name for name, count in train.class_counts().items() if count == 0]
@@ -249,13 +243,7 @@ def load_folder_folds(
     if groups is not None:
         _report_duplicates(files, groups)
     parts = fold_dataset(files, folds, seed=seed, groups=groups)
-
-    loader = _make_loader(metadata, faces)
-    loaded = [loader(part) for part in parts]
-    skipped: dict[Path, str] = dict(files.skipped)
-    for data in loaded:
-        skipped.update(data.skipped)
-    _warn_once(skipped)
+    loaded, _ = _load_parts(files, parts, metadata, faces)
 
     counts = ArrayDataset.concatenate(loaded).class_counts()
     missing = [name for name, count in counts.items() if count == 0]
@@ -289,6 +277,19 @@ def _report_duplicates(files: FileDataset, groups: np.ndarray) -> None:
             len(conflicting),
             "; ".join(conflicting[:5]) + (f" and {len(conflicting) - 5} more" if len(conflicting) > 5 else ""),
         )
+
+
+def _load_parts(
+    files: FileDataset, parts: list[FileDataset], metadata: ModelMetadata, faces: Optional[FaceOptions]
+) -> tuple[list[ArrayDataset], dict[Path, str]]:
+    """Load each part of a listing for a model, and report every file left out in one warning per reason."""
+    loader = _make_loader(metadata, faces)
+    loaded = [loader(part) for part in parts]
+    skipped: dict[Path, str] = dict(files.skipped)
+    for data in loaded:
+        skipped.update(data.skipped)
+    _warn_once(skipped)
+    return loaded, skipped
 
 
 def _make_loader(metadata: ModelMetadata, faces: Optional[FaceOptions]):  # type: ignore[no-untyped-def]
