@@ -554,8 +554,9 @@ def format_report(results: dict[str, Any]) -> str:
         "medians over rounds, and each speed-up is the median of the per-round ratios of throughput "
         "(frames, images or faces per second). The plain 640x480 rows scan every frame whole, as for still "
         "images. The video path rows run `Pipeline.stream()` with its defaults over the same frames in order, "
-        "as `process_video` does: every 5th frame is scanned whole and the others only in a region around the "
-        "previous frame's faces, so frame times alternate, and their speed-up compares mean times per frame.",
+        "as `process_video` does. It scans every 5th frame whole and the others only in a region around the "
+        "previous frame's faces. Frame times therefore alternate, and the speed-up of these rows compares mean "
+        "times per frame.",
         "",
         f"Command: `{results['command']}`",
     ]

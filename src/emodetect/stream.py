@@ -7,14 +7,14 @@ library, a network stream) through `Pipeline.stream()`.
 **Region scans.** Running the detector over the whole frame is the costliest step. Faces move little from
 one frame to the next, so between two full scans the detector looks only at a region around the faces of
 the previous frame. The region is the smallest rectangle that contains every previous box grown by
-`region_margin` of its width and height on each side. With the SSD, a region costs in proportion to its area, because the
-SSD sees it at the scale of a full scan (`Detector.detect_region`). A full scan runs:
+`region_margin` of its width and height on each side. The SSD resizes a region by the same factors as a
+whole frame (`Detector.detect_region`), so a region costs in proportion to its area. A full scan runs:
 
 - on the first frame, and on every `scan_every`-th frame after the last full scan, so that a face entering
   the picture is found within `scan_every - 1` frames;
 - when the previous frame had no face, or a frame has a different size from the previous one;
 - on the same frame again, when a region scan finds fewer faces than the previous frame had, or a face
-  that touches or crosses an edge of the region inside the frame, so that a face leaving the region is
+  that touches or crosses an edge of the region inside the frame. A face leaving the region is thus
   looked for at once.
 
 `scan_every=1` scans every frame whole, which finds a new face at once and costs the most.
