@@ -9,6 +9,7 @@ import pytest
 
 MODULES = [
     "emodetect.classifiers.base",
+    "emodetect.classifiers.opencv_net",
     "emodetect.detectors.base",
     "emodetect.drawing",
     "emodetect.images",

@@ -130,6 +130,56 @@ def test_region_scan_matches_full_scan(detector, one_face_frames, group_frames):
         assert box_iou(full.boxes, found.boxes).max(axis=1).min() > 0.8
 
 
+def test_large_faces_scanned_at_lower_resolution(shared_dir, one_face_frames, group_frames):
+    weights = shared_dir / "weights"
+    files = {
+        "model_path": str(weights / "opencv_face_detector_uint8.pb"),
+        "config_path": str(weights / "opencv_face_detector.pbtxt"),
+    }
+    shrinking = SSDDetector(**files)
+    full_scale = SSDDetector(**files, region_face_side=None)
+    stream = StreamProcessor(Pipeline(detector=shrinking, classifier="happy-sad"))
+    shrunk_areas, full_scale_areas = [], []
+
+    for frame in one_face_frames[::4] + group_frames[::4]:
+        full = shrinking.detect(frame)
+        boxes = full.boxes
+        smallest = float(min(np.min(boxes[:, 2] - boxes[:, 0]), np.min(boxes[:, 3] - boxes[:, 1])))
+        region = stream.region(boxes, frame.shape)
+        found = shrinking.detect_region(frame, region, min_face=smallest)
+        full_scale.detect_region(frame, region, min_face=smallest)
+
+        assert len(found) == len(full)
+        assert box_iou(full.boxes, found.boxes).max(axis=1).min() > 0.8
+        # The most recently used network input of each detector is the one this region was scanned with.
+        shrunk_areas.append(np.prod(list(shrinking._region_nets)[-1]))
+        full_scale_areas.append(np.prod(list(full_scale._region_nets)[-1]))
+
+    # Input sides are rounded to steps of 64 pixels, so some regions keep their input size.
+    assert all(shrunk <= full for shrunk, full in zip(shrunk_areas, full_scale_areas))
+    assert sum(shrunk_areas) < 0.9 * sum(full_scale_areas)
+
+
+def test_region_shrink_bounded_and_optional(detector):
+    # A full scan of a 640x480 frame shrinks heights by 300/480 = 0.625 and widths by 300/640 = 0.469.
+    assert detector._region_shrink(None, 0.469) == 1.0
+    assert detector._region_shrink(60.0, 0.469) == 1.0
+    assert detector._region_shrink(100.0, 0.469) == pytest.approx(40 / 46.9)
+    assert detector._region_shrink(1000.0, 0.469) == 0.5
+    assert detector._region_shrink(float("nan"), 0.469) == 1.0
+
+
+@pytest.mark.parametrize("side", [0, -5, float("inf"), float("nan")])
+def test_invalid_region_face_side_rejected(shared_dir, side):
+    weights = shared_dir / "weights"
+    with pytest.raises(ValueError, match="region_face_side"):
+        SSDDetector(
+            model_path=str(weights / "opencv_face_detector_uint8.pb"),
+            config_path=str(weights / "opencv_face_detector.pbtxt"),
+            region_face_side=side,
+        )
+
+
 def test_full_scan_unchanged_by_region_scans(detector, group_frames):
     frame = group_frames[0]
     first = detector.detect(frame)
@@ -351,3 +401,26 @@ def test_cli_scan_every_below_one_exit_code(tmp_path, capsys):
 
     assert code == 2
     assert "--scan-every must be 1 or more, received 0" in capsys.readouterr().err
+
+
+class RegionRecordingDetector(FixedBoxDetector):
+    """`FixedBoxDetector` that records the smallest face side passed to each region scan."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.min_faces: list = []
+
+    def detect_region(self, image, region, min_face=None):
+        self.min_faces.append(min_face)
+        return super().detect_region(image, region, min_face)
+
+
+def test_stream_passes_smallest_face_side():
+    detector = RegionRecordingDetector()
+    stream = Pipeline(detector=detector, classifier="happy-sad").stream(scan_every=5)
+
+    run_stream(stream, [grey_frame()] * 3)
+
+    # The box of the full scan is 40x60 pixels, so its smallest side is 40. The region scan of the second
+    # frame finds a box of the same size inside the region, so the third frame's region scan also gets 40.
+    assert detector.min_faces == [40.0, 40.0]

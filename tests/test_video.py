@@ -326,7 +326,17 @@ def test_interrupted_run_leaves_valid_outputs(pipeline, clips, tmp_path):
     assert count_frames(output) == 5
 
 
-def test_stats_count_full_scans(pipeline, clips):
+def test_stats_count_full_scans(shared_dir, clips):
+    weights = shared_dir / "weights"
+    # At the full scan's resolution no region scan of this clip needs a rescan, so every full scan is a
+    # scheduled one: frames 0, 5, 10 and 15.
+    detector = SSDDetector(
+        model_path=str(weights / "opencv_face_detector_uint8.pb"),
+        config_path=str(weights / "opencv_face_detector.pbtxt"),
+        region_face_side=None,
+    )
+    pipeline = Pipeline(detector=detector, classifier="happy-sad")
+
     stats = pipeline.process_video(clips["one_face"], scan_every=5).run()
 
     assert stats.frames_processed == 20

@@ -8,7 +8,9 @@ library, a network stream) through `Pipeline.stream()`.
 one frame to the next, so between two full scans the detector looks only at a region around the faces of
 the previous frame. The region is the smallest rectangle that contains every previous box grown by
 `region_margin` of its width and height on each side. The SSD resizes a region by the same factors as a
-whole frame (`Detector.detect_region`), so a region costs in proportion to its area. A full scan runs:
+whole frame (`Detector.detect_region`), so a region costs in proportion to its area. The stream also tells
+the detector the smallest previous face's side, and the SSD scans the region at a lower resolution when
+the faces are large enough to stay detectable (`SSDDetector.region_face_side`). A full scan runs:
 
 - on the first frame, and on every `scan_every`-th frame after the last full scan, so that a face entering
   the picture is found within `scan_every - 1` frames;
@@ -185,7 +187,9 @@ class StreamProcessor:
         else:
             assert previous is not None  # full_scan_due covers a missing previous frame.
             region = self.region(previous.boxes, image.shape)
-            found = _clipped(detector.detect_region(image, region), image.shape)
+            boxes = previous.boxes
+            smallest_side = float(min(np.min(boxes[:, 2] - boxes[:, 0]), np.min(boxes[:, 3] - boxes[:, 1])))
+            found = _clipped(detector.detect_region(image, region, min_face=smallest_side), image.shape)
             self.scans.region += 1
             self._frames_since_full_scan += 1
             if len(found) < len(previous) or _leaves_region(found.boxes, region, image.shape):

@@ -152,6 +152,20 @@ def build_opencv_net(model: Any) -> Optional["cv2.dnn.Net"]:
         An OpenCV network that takes an `(N, C, H, W)` `float32` blob and returns the model's outputs, or
         None when the model cannot be rewritten or the rewrite disagrees with the model. The reason is
         logged.
+
+    Examples:
+        >>> import keras
+        >>> model = keras.Sequential(
+        ...     [
+        ...         keras.Input((8, 8, 1)),
+        ...         keras.layers.Conv2D(2, 3),
+        ...         keras.layers.GlobalAveragePooling2D(),
+        ...         keras.layers.Dense(3, activation="softmax"),
+        ...     ]
+        ... )
+        >>> net = build_opencv_net(model)
+        >>> run_opencv_net(net, np.zeros((2, 8, 8, 1), np.float32)).shape
+        (2, 3)
     """
     try:
         steps = fold_layers(model)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
@@ -33,7 +33,9 @@ class Detector(abc.ABC):
             The face boxes and their confidences, highest confidence first.
         """
 
-    def detect_region(self, image: np.ndarray, region: Sequence[float]) -> Detections:
+    def detect_region(
+        self, image: np.ndarray, region: Sequence[float], min_face: Optional[float] = None
+    ) -> Detections:
         """Find faces inside one rectangle of an image, at the scale `detect` would see them.
 
         Video processing calls this between full scans of a frame, with a region around the faces found in
@@ -45,6 +47,9 @@ class Detector(abc.ABC):
         Args:
             image: BGR `uint8` array of shape `(H, W, 3)`.
             region: `(x1, y1, x2, y2)` pixels of the image; it is clipped to the image.
+            min_face: Side in image pixels of the smallest face expected in the region, or None when
+                unknown. A backend may scan the region at a lower resolution as long as faces of this size
+                stay detectable. This default ignores it.
 
         Returns:
             Faces found inside the region, with boxes in the coordinates of the whole image.
