@@ -145,8 +145,9 @@ class SSDDetector(Detector):
         and the region is widened about its centre to match. A region that would need the full input size
         is scanned as a whole image.
 
-        NOTE: boxes from a scan at a lower resolution differ a little more from a full scan's: in the
-        speed benchmark's frames, the mean IoU with full-scan boxes fell from about 0.95-0.99 to 0.93-0.94.
+        NOTE: boxes from a scan at a lower resolution differ a little more from a full scan's. On the
+        speed benchmark's video frames, the mean IoU between region-scan and full-scan boxes fell from
+        0.96 to 0.94 with one face and from 0.997 to 0.96 with three.
         """
         image = to_bgr(image)
         x1, y1, x2, y2 = clip_region(region, image.shape)
