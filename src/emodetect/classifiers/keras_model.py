@@ -74,7 +74,9 @@ class KerasEmotionClassifier(EmotionClassifier):
     (it can for the shipped models): at batch 1 it takes about a quarter of TensorFlow's time. Larger batches
     stay with TensorFlow, which is faster there.
 
-    The OpenCV copy is not thread-safe. Share one classifier between threads only with `fast_path=False`.
+    The OpenCV copy is made from the weights the model has when the classifier is built, so a model that is
+    trained further needs a new classifier. The copy is not thread-safe: share one classifier between
+    threads only with `fast_path=False`.
 
     Args:
         model: The Keras model; input `(None, H, W, C)` with 0-255 values, output per `metadata.output`.
