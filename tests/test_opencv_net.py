@@ -196,3 +196,38 @@ def test_batch_norm_after_an_activation_stays_with_tensorflow():
     )
 
     assert build_opencv_net(model) is None
+
+
+def test_trailing_rescaling_stays_with_tensorflow():
+    import keras
+
+    model = keras.Sequential(
+        [keras.Input((8, 8, 1)), keras.layers.Conv2D(2, 3), keras.layers.GlobalAveragePooling2D(), keras.layers.Rescaling(2.0)]
+    )
+
+    assert build_opencv_net(model) is None
+
+
+def test_model_with_two_outputs_loads_without_copy():
+    import keras
+
+    inputs = keras.Input((8, 8, 1))
+    pooled = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(2, 3)(inputs))
+    model = keras.Model(inputs, [keras.layers.Dense(2)(pooled), keras.layers.Dense(3)(pooled)])
+
+    assert build_opencv_net(model) is None
+
+
+def test_shared_classifier_is_thread_safe(fer_val):
+    from concurrent.futures import ThreadPoolExecutor
+
+    classifier = create_classifier("happy-sad")
+    faces = _fer_faces(fer_val / "sad", 6) + _fer_faces(fer_val / "happy", 6)
+    expected = [classifier.predict_proba([face]) for face in faces]
+
+    # Each thread classifies single faces, which all go through the one OpenCV copy.
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        received = list(pool.map(lambda face: classifier.predict_proba([face]), faces * 10))
+
+    for index, probabilities in enumerate(received):
+        np.testing.assert_allclose(probabilities, expected[index % len(faces)], atol=1e-6)

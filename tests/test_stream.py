@@ -167,6 +167,9 @@ def test_region_shrink_bounded_and_optional(detector):
     assert detector._region_shrink(100.0, 0.469) == pytest.approx(40 / 46.9)
     assert detector._region_shrink(1000.0, 0.469) == 0.5
     assert detector._region_shrink(float("nan"), 0.469) == 1.0
+    assert detector._region_shrink(5e-324, 0.469) == 1.0
+    # A 30-pixel face enlarged three times by the full scan of a 100x100 image keeps the full scan's scale.
+    assert detector._region_shrink(30.0, 3.0) == 1.0
 
 
 @pytest.mark.parametrize("side", [0, -5, float("inf"), float("nan")])
@@ -424,3 +427,75 @@ def test_stream_passes_smallest_face_side():
     # The box of the full scan is 40x60 pixels, so its smallest side is 40. The region scan of the second
     # frame finds a box of the same size inside the region, so the third frame's region scan also gets 40.
     assert detector.min_faces == [40.0, 40.0]
+
+
+class OldSignatureDetector(FixedBoxDetector):
+    """A plugin written before `min_face` existed: its `detect_region` takes only the image and the region."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.region_calls = 0
+
+    def detect_region(self, image, region):
+        self.region_calls += 1
+        return Detector.detect_region(self, image, region)
+
+
+def test_plugin_without_min_face_keeps_region_scans():
+    detector = OldSignatureDetector()
+    stream = Pipeline(detector=detector, classifier="happy-sad").stream(scan_every=5)
+
+    results = run_stream(stream, [grey_frame()] * 6)
+
+    assert [len(result) for result in results] == [1] * 6
+    assert detector.region_calls == 4
+    assert stream.scans.full == 2
+
+
+class LosesFaceWhenSizedDetector(RegionRecordingDetector):
+    """Finds its face in a region scan only when no face size is passed, like a face found only at full resolution."""
+
+    def detect_region(self, image, region, min_face=None):
+        found = super().detect_region(image, region, min_face)
+        return found[:0] if min_face is not None else found
+
+
+def test_missed_sized_scan_pauses_face_sizes():
+    detector = LosesFaceWhenSizedDetector()
+    stream = Pipeline(detector=detector, classifier="happy-sad").stream(scan_every=100)
+
+    run_stream(stream, [grey_frame()] * 5)
+
+    # Frame 1's region scan gets a face size, misses and is rescanned. Frames 2-4 then keep the full resolution.
+    assert detector.min_faces == [40.0, None, None, None]
+    assert stream.scans.rescans == 1
+
+
+def test_sized_region_keeps_full_scan_proportions(detector, faces):
+    happy, sad = (cv2.resize(faces[label], (240, 240), interpolation=cv2.INTER_CUBIC) for label in ("happy", "sad"))
+    frame = paste(paste(grey_frame(), happy, 0, 120), sad, 400, 120)
+    boxes = detector.detect(frame).boxes
+    # A region as wide as the frame around faces large enough for a lower resolution, so that the crop at
+    # that resolution would be wider than the frame.
+    region = (0, 100, frame.shape[1], 380)
+    smallest = float(np.min(boxes[:, 2:] - boxes[:, :2]))
+    shapes = []
+    original_run = detector._run
+
+    def recording_run(net, image, input_size):
+        shapes.append((image.shape[:2], input_size))
+        return original_run(net, image, input_size)
+
+    detector._run = recording_run
+    try:
+        found = detector.detect_region(frame, region, min_face=smallest)
+    finally:
+        del detector._run
+
+    (crop_height, crop_width), (input_width, input_height) = shapes[0]
+    assert len(boxes) == 2
+    assert detector._region_shrink(smallest, 300 / 640) < 1.0
+    assert crop_width == frame.shape[1]
+    # The horizontal and vertical scales keep the full scan's ratio of (300 / 640) / (300 / 480) = 0.75.
+    assert (input_width / crop_width) / (input_height / crop_height) == pytest.approx(0.75, abs=0.02)
+    assert len(found) == 2

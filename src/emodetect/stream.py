@@ -10,7 +10,8 @@ the previous frame. The region is the smallest rectangle that contains every pre
 `region_margin` of its width and height on each side. The SSD resizes a region by the same factors as a
 whole frame (`Detector.detect_region`), so a region costs in proportion to its area. The stream also tells
 the detector the smallest previous face's side, and the SSD scans the region at a lower resolution when
-the faces are large enough to stay detectable (`SSDDetector.region_face_side`). A full scan runs:
+the faces are large enough to stay detectable (`SSDDetector.region_face_side`). After such a scan leads to
+a rescan, the next `FULL_RESOLUTION_PAUSE` region scans keep the full resolution. A full scan runs:
 
 - on the first frame, and on every `scan_every`-th frame after the last full scan, so that a face entering
   the picture is found within `scan_every - 1` frames;
@@ -24,6 +25,7 @@ the faces are large enough to stay detectable (`SSDDetector.region_face_side`). 
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import numbers
@@ -36,6 +38,7 @@ from emodetect.results import Detections, PipelineResult
 from emodetect.tracking import DEFAULT_TIME_CONSTANT, FaceTracker
 
 if TYPE_CHECKING:
+    from emodetect.detectors.base import Detector
     from emodetect.pipeline import Pipeline
 
 logger = logging.getLogger(__name__)
@@ -47,6 +50,11 @@ about 0.13 s."""
 DEFAULT_REGION_MARGIN = 0.25
 """Default for `region_margin`: a face may move by a quarter of its width or height between two frames
 before the frame is rescanned whole."""
+
+FULL_RESOLUTION_PAUSE = 30
+"""Region scans that pass no face size to the detector, so that it keeps the full scan's resolution, after a
+region scan with a face size led to a rescan. Some faces, such as a face cut by the frame's edge, are found
+only at full resolution, and rescanning every frame for them would cost more than region scans save."""
 
 
 @dataclass
@@ -117,6 +125,8 @@ class StreamProcessor:
         self._previous_shape: Optional[tuple[int, ...]] = None
         self._frames_since_full_scan = 0
         self._last_timestamp = -math.inf
+        self._full_resolution_scans_left = 0
+        self._min_face_support: tuple[Optional["Detector"], bool] = (None, False)
 
     def process(self, image: np.ndarray, timestamp: float) -> PipelineResult:
         """Detect and classify the faces of the next frame.
@@ -157,6 +167,7 @@ class StreamProcessor:
         self._previous_shape = None
         self._frames_since_full_scan = 0
         self._last_timestamp = -math.inf
+        self._full_resolution_scans_left = 0
         if self.tracker is not None:
             self.tracker.reset()
 
@@ -187,19 +198,43 @@ class StreamProcessor:
         else:
             assert previous is not None  # full_scan_due covers a missing previous frame.
             region = self.region(previous.boxes, image.shape)
-            boxes = previous.boxes
-            smallest_side = float(min(np.min(boxes[:, 2] - boxes[:, 0]), np.min(boxes[:, 3] - boxes[:, 1])))
-            found = _clipped(detector.detect_region(image, region, min_face=smallest_side), image.shape)
             self.scans.region += 1
             self._frames_since_full_scan += 1
+            sized = self._full_resolution_scans_left == 0 and self._takes_min_face(detector)
+            if sized:
+                boxes = previous.boxes
+                smallest = float(min(np.min(boxes[:, 2] - boxes[:, 0]), np.min(boxes[:, 3] - boxes[:, 1])))
+                found = detector.detect_region(image, region, min_face=smallest)
+            else:
+                self._full_resolution_scans_left = max(0, self._full_resolution_scans_left - 1)
+                found = detector.detect_region(image, region)
+            found = _clipped(found, image.shape)
+
             if len(found) < len(previous) or _leaves_region(found.boxes, region, image.shape):
                 logger.debug("Region scan found %d of %d faces; scanning the whole frame", len(found), len(previous))
                 self.scans.rescans += 1
+                if sized:
+                    self._full_resolution_scans_left = FULL_RESOLUTION_PAUSE
                 found = self._full_scan(image)
 
         self._previous = found
         self._previous_shape = image.shape
         return found
+
+    def _takes_min_face(self, detector: "Detector") -> bool:
+        """Return whether the detector's `detect_region` accepts `min_face`; plugins written before it may not."""
+        known, accepts = self._min_face_support
+        if known is not detector:
+            try:
+                parameters = inspect.signature(detector.detect_region).parameters.values()
+            except (TypeError, ValueError):
+                parameters = []
+            accepts = any(
+                parameter.name == "min_face" or parameter.kind is inspect.Parameter.VAR_KEYWORD
+                for parameter in parameters
+            )
+            self._min_face_support = (detector, accepts)
+        return accepts
 
     def _full_scan(self, image: np.ndarray) -> Detections:
         self.scans.full += 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -75,8 +76,8 @@ class KerasEmotionClassifier(EmotionClassifier):
     stay with TensorFlow, which is faster there.
 
     The OpenCV copy is made from the weights the model has when the classifier is built, so a model that is
-    trained further needs a new classifier. The copy is not thread-safe: share one classifier between
-    threads only with `fast_path=False`.
+    trained further needs a new classifier. An OpenCV network keeps its input between two calls, so a lock
+    lets one thread at a time use the copy.
 
     Args:
         model: The Keras model; input `(None, H, W, C)` with 0-255 values, output per `metadata.output`.
@@ -109,6 +110,7 @@ class KerasEmotionClassifier(EmotionClassifier):
             reduce_retracing=True,
         )
         self._opencv_net = build_opencv_net(model) if fast_path else None
+        self._opencv_lock = threading.Lock()
 
     @property
     def uses_opencv(self) -> bool:
@@ -142,7 +144,8 @@ class KerasEmotionClassifier(EmotionClassifier):
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         if self._opencv_net is not None and len(batch) <= self.OPENCV_MAX_BATCH:
-            return run_opencv_net(self._opencv_net, batch)
+            with self._opencv_lock:
+                return run_opencv_net(self._opencv_net, batch)
         return self._forward(batch).numpy()
 
 

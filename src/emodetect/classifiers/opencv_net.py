@@ -1,10 +1,10 @@
 """Run a plain Keras CNN through OpenCV's DNN module, which is faster than TensorFlow for small batches.
 
-A video frame usually contains one to a few faces. At batch 1, a call into TensorFlow costs about 2 ms for the shipped
-48x48 networks, most of it fixed per-call work; the same network in OpenCV's DNN module takes about 0.5 ms.
-OpenCV cannot read a Keras file, so this module rewrites the model as a TensorFlow graph made only of the
-operations OpenCV's TensorFlow importer knows. Each batch normalisation is folded into the convolution
-before it, and the input rescaling into the first convolution.
+A video frame usually contains one to a few faces. At batch 1, a call into TensorFlow costs about 2 ms for
+the shipped 48x48 networks, most of it fixed per-call work. The same network in OpenCV's DNN module takes
+about 0.5 ms. OpenCV cannot read a Keras file, so this module rewrites the model as a TensorFlow graph made
+only of the operations that OpenCV's TensorFlow importer supports. Each batch normalisation is folded into
+the convolution before it, and the input rescaling into the first convolution.
 
 Only a chain of these layers is converted: `InputLayer`, `Rescaling`, `Conv2D`, `BatchNormalization` right
 after a `Conv2D`, `Activation` (relu, sigmoid, softmax, linear), `MaxPooling2D`, `GlobalAveragePooling2D`,
@@ -139,6 +139,8 @@ def fold_layers(model: Any) -> list[_Step]:
 
         raise UnsupportedModelError(f"Layer {layer.name!r} is a {kind}, which the OpenCV rewrite does not cover.")
 
+    if scale != 1.0 or offset != 0.0:
+        raise UnsupportedModelError("The model ends with a rescaling, which the OpenCV rewrite does not cover.")
     return steps
 
 
@@ -172,12 +174,16 @@ def build_opencv_net(model: Any) -> Optional["cv2.dnn.Net"]:
         input_shape = tuple(int(size) for size in model.input_shape[1:])
         net = cv2.dnn.readNetFromTensorflow(np.frombuffer(_graph_bytes(steps, input_shape), dtype=np.uint8))
     except (UnsupportedModelError, cv2.error, ValueError, TypeError) as error:
-        logger.debug("Classifier runs through TensorFlow only: %s", error)
+        logger.info("The classifier runs through TensorFlow only, which is slower for small batches: %s", error)
         return None
 
     # The check input is fixed so that a model gets the same verdict every time it is loaded.
     check = np.random.default_rng(0).uniform(0, 255, size=(CHECK_BATCH, *input_shape)).astype(np.float32)
-    expected = np.asarray(model(check, training=False))
+    outputs = model(check, training=False)
+    if isinstance(outputs, (list, tuple, dict)):
+        logger.info("The classifier runs through TensorFlow only: the model has several outputs.")
+        return None
+    expected = np.asarray(outputs)
     try:
         received = run_opencv_net(net, check)
     except cv2.error as error:

@@ -152,20 +152,28 @@ class SSDDetector(Detector):
         image = to_bgr(image)
         x1, y1, x2, y2 = clip_region(region, image.shape)
         height, width = image.shape[:2]
-        scale_x = self.input_size[0] / width
-        scale_y = self.input_size[1] / height
-        shrink = self._region_shrink(min_face, min(scale_x, scale_y))
-        scale_x, scale_y = scale_x * shrink, scale_y * shrink
+        full_scale_x = self.input_size[0] / width
+        full_scale_y = self.input_size[1] / height
+        shrink = self._region_shrink(min_face, min(full_scale_x, full_scale_y))
 
-        input_width = _aligned_side((x2 - x1) * scale_x, self.input_size[0])
-        input_height = _aligned_side((y2 - y1) * scale_y, self.input_size[1])
-        if input_width >= self.input_size[0] and input_height >= self.input_size[1]:
-            return self._run(self._net, image, self.input_size)
-        input_width = min(input_width, self.input_size[0])
-        input_height = min(input_height, self.input_size[1])
-        # A cached network whose input covers this one costs a little more per scan than a new network of
-        # the exact size, but building a network takes about 25 ms.
-        input_width, input_height = self._covering_size((input_width, input_height))
+        # At shrink 1 the crop always fits in the image. At a lower resolution, a crop side that would leave
+        # the image raises the shrink until that side fits, so both axes keep the full scan's proportions
+        # instead of one axis being squeezed. Each pass fits one more side, so three passes suffice.
+        for _ in range(3):
+            scale_x, scale_y = full_scale_x * shrink, full_scale_y * shrink
+            input_width = _aligned_side((x2 - x1) * scale_x, self.input_size[0])
+            input_height = _aligned_side((y2 - y1) * scale_y, self.input_size[1])
+            if input_width >= self.input_size[0] and input_height >= self.input_size[1]:
+                return self._run(self._net, image, self.input_size)
+            input_width = min(input_width, self.input_size[0])
+            input_height = min(input_height, self.input_size[1])
+            # A cached network whose input covers this one costs a little more per scan than a new network
+            # of the exact size, but building a network takes about 25 ms.
+            input_width, input_height = self._covering_size((input_width, input_height))
+            overflow = max(input_width / (width * scale_x), input_height / (height * scale_y))
+            if overflow <= 1.0:
+                break
+            shrink = min(1.0, shrink * overflow)
 
         # Widen the region about its centre to the input's size at the region's scale, shifted back
         # inside the image where it would stick out.
@@ -181,7 +189,11 @@ class SSDDetector(Detector):
 
     def _region_shrink(self, min_face: Optional[float], scale: float) -> float:
         """Return the factor, in [MIN_REGION_SCALE, 1], applied to the full scan's scale for a region scan."""
-        if min_face is None or self.region_face_side is None or not math.isfinite(min_face) or min_face <= 0:
+        if min_face is None or self.region_face_side is None or not math.isfinite(min_face):
+            return 1.0
+        # A face with fewer image pixels than region_face_side could only be shrunk here when the full scan
+        # enlarges it. Such a face has little detail to spare, so it keeps the full scan's scale.
+        if min_face < self.region_face_side or min_face * scale <= 0:
             return 1.0
         return min(1.0, max(MIN_REGION_SCALE, self.region_face_side / (min_face * scale)))
 
