@@ -499,3 +499,12 @@ def test_sized_region_keeps_full_scan_proportions(detector, faces):
     # The horizontal and vertical scales keep the full scan's ratio of (300 / 640) / (300 / 480) = 0.75.
     assert (input_width / crop_width) / (input_height / crop_height) == pytest.approx(0.75, abs=0.02)
     assert len(found) == 2
+
+
+def test_aligned_side_tolerates_rounding():
+    from emodetect.detectors.opencv_backends import _aligned_side
+
+    # 640 * (300 / 640) * (236 / 300) is 236 up to rounding, and must not step up to the next size, 300.
+    assert _aligned_side(640 * (300 / 640) * (236 / 300), 300) == 236
+    assert _aligned_side(236.01, 300) == 300
+    assert _aligned_side(10, 300) == 108

@@ -52,7 +52,8 @@ MAX_REGION_NETS = 3
 def _aligned_side(needed: float, full_side: int) -> int:
     """Return the smallest side of at least `needed` and `MIN_REGION_INPUT` pixels that differs from
     `full_side` by a multiple of `REGION_INPUT_STEP`."""
-    needed_side = max(MIN_REGION_INPUT, int(np.ceil(needed)))
+    # The tolerance keeps a side computed as exactly an aligned size, give or take rounding, at that size.
+    needed_side = max(MIN_REGION_INPUT, int(np.ceil(needed - 1e-6)))
     return needed_side + (full_side - needed_side) % REGION_INPUT_STEP
 
 
