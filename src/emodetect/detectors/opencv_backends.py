@@ -148,7 +148,7 @@ class SSDDetector(Detector):
 
         NOTE: boxes from a scan at a lower resolution differ a little more from a full scan's. On the
         speed benchmark's video frames, the mean IoU between region-scan and full-scan boxes fell from
-        0.96 to 0.94 with one face and from 0.997 to 0.96 with three.
+        0.96 to 0.94 with one face and from 0.997 to 0.95 with three.
         """
         image = to_bgr(image)
         x1, y1, x2, y2 = clip_region(region, image.shape)
