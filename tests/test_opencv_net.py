@@ -231,3 +231,20 @@ def test_shared_classifier_is_thread_safe(fer_val):
 
     for index, probabilities in enumerate(received):
         np.testing.assert_allclose(probabilities, expected[index % len(faces)], atol=1e-6)
+
+
+def test_single_output_in_a_list_is_copied():
+    import keras
+
+    inputs = keras.Input((8, 8, 1))
+    pooled = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(2, 3)(inputs))
+    model = keras.Model(inputs, [keras.layers.Dense(3, activation="softmax")(pooled)])
+
+    net = build_opencv_net(model)
+
+    assert net is not None
+    batch = _random_batch((8, 8, 1))
+    outputs = model(batch, training=False)
+    # Keras may return the one output as it is or inside a list.
+    expected = outputs[0] if isinstance(outputs, (list, tuple)) else outputs
+    np.testing.assert_allclose(run_opencv_net(net, batch), expected, atol=1e-5)

@@ -130,6 +130,19 @@ def test_region_scan_matches_full_scan(detector, one_face_frames, group_frames):
         assert box_iou(full.boxes, found.boxes).max(axis=1).min() > 0.8
 
 
+def input_area_recorder(detector: SSDDetector) -> list:
+    """Make `detector` record the network input area of each scan in the returned list."""
+    areas: list = []
+    original_run = detector._run
+
+    def recording_run(net, image, input_size):
+        areas.append(input_size[0] * input_size[1])
+        return original_run(net, image, input_size)
+
+    detector._run = recording_run
+    return areas
+
+
 def test_large_faces_scanned_at_lower_resolution(shared_dir, one_face_frames, group_frames):
     weights = shared_dir / "weights"
     files = {
@@ -139,10 +152,12 @@ def test_large_faces_scanned_at_lower_resolution(shared_dir, one_face_frames, gr
     shrinking = SSDDetector(**files)
     full_scale = SSDDetector(**files, region_face_side=None)
     stream = StreamProcessor(Pipeline(detector=shrinking, classifier="happy-sad"))
-    shrunk_areas, full_scale_areas = [], []
+    shrunk_areas = input_area_recorder(shrinking)
+    full_scale_areas = input_area_recorder(full_scale)
 
     for frame in one_face_frames[::4] + group_frames[::4]:
-        full = shrinking.detect(frame)
+        full = full_scale.detect(frame)
+        full_scale_areas.pop()
         boxes = full.boxes
         smallest = float(min(np.min(boxes[:, 2] - boxes[:, 0]), np.min(boxes[:, 3] - boxes[:, 1])))
         region = stream.region(boxes, frame.shape)
@@ -151,11 +166,9 @@ def test_large_faces_scanned_at_lower_resolution(shared_dir, one_face_frames, gr
 
         assert len(found) == len(full)
         assert box_iou(full.boxes, found.boxes).max(axis=1).min() > 0.8
-        # The most recently used network input of each detector is the one this region was scanned with.
-        shrunk_areas.append(np.prod(list(shrinking._region_nets)[-1]))
-        full_scale_areas.append(np.prod(list(full_scale._region_nets)[-1]))
 
-    # Input sides are rounded to steps of 64 pixels, so some regions keep their input size.
+    # One scan each per frame. Input sides are rounded to steps of 64 pixels, so some regions keep their size.
+    assert len(shrunk_areas) == len(full_scale_areas) == 10
     assert all(shrunk <= full for shrunk, full in zip(shrunk_areas, full_scale_areas))
     assert sum(shrunk_areas) < 0.9 * sum(full_scale_areas)
 
@@ -504,7 +517,61 @@ def test_sized_region_keeps_full_scan_proportions(detector, faces):
 def test_aligned_side_tolerates_rounding():
     from emodetect.detectors.opencv_backends import _aligned_side
 
-    # 640 * (300 / 640) * (236 / 300) is 236 up to rounding, and must not step up to the next size, 300.
-    assert _aligned_side(640 * (300 / 640) * (236 / 300), 300) == 236
+    # A side computed as 236 give or take rounding must not step up to the next size, 300.
+    assert _aligned_side(236 + 1e-9, 300) == 236
     assert _aligned_side(236.01, 300) == 300
     assert _aligned_side(10, 300) == 108
+
+
+def test_pause_ends_after_its_region_scans(monkeypatch):
+    from emodetect import stream as stream_module
+
+    monkeypatch.setattr(stream_module, "FULL_RESOLUTION_PAUSE", 2)
+    detector = LosesFaceWhenSizedDetector()
+    stream = Pipeline(detector=detector, classifier="happy-sad").stream(scan_every=100)
+
+    run_stream(stream, [grey_frame()] * 6)
+
+    assert detector.min_faces == [40.0, None, None, 40.0, None]
+
+
+def test_reset_ends_pause():
+    detector = LosesFaceWhenSizedDetector()
+    stream = Pipeline(detector=detector, classifier="happy-sad").stream(scan_every=100)
+
+    run_stream(stream, [grey_frame()] * 2)
+    stream.reset()
+    run_stream(stream, [grey_frame()] * 2)
+
+    assert detector.min_faces == [40.0, 40.0]
+
+
+class JumpingFaceDetector(RegionRecordingDetector):
+    """Full scans find the face alternately at two far-apart places; region scans find it cut at the edge."""
+
+    PLACES = ([100, 100, 140, 160], [400, 300, 440, 360])
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.full_scans = 0
+
+    def detect(self, image):
+        box = self.PLACES[self.full_scans % 2]
+        self.full_scans += 1
+        return Detections.from_boxes(np.array([box]), np.array([0.9]), image.shape)
+
+    def detect_region(self, image, region, min_face=None):
+        self.min_faces.append(min_face)
+        left, top = region[0], region[1]
+        return Detections.from_boxes(np.array([[left, top + 5, left + 40, top + 65]]), np.array([0.9]), image.shape)
+
+
+def test_moved_face_does_not_pause_face_sizes():
+    detector = JumpingFaceDetector()
+    stream = Pipeline(detector=detector, classifier="happy-sad").stream(scan_every=100)
+
+    run_stream(stream, [grey_frame()] * 3)
+
+    # Each rescan finds the face outside the region, so the region scan was right to lose it.
+    assert stream.scans.rescans == 2
+    assert detector.min_faces == [40.0, 40.0]

@@ -10,8 +10,9 @@ the previous frame. The region is the smallest rectangle that contains every pre
 `region_margin` of its width and height on each side. The SSD resizes a region by the same factors as a
 whole frame (`Detector.detect_region`), so a region costs in proportion to its area. The stream also tells
 the detector the smallest previous face's side, and the SSD scans the region at a lower resolution when
-the faces are large enough to stay detectable (`SSDDetector.region_face_side`). After such a scan leads to
-a rescan, the next `FULL_RESOLUTION_PAUSE` region scans keep the full resolution. A full scan runs:
+the faces are large enough to stay detectable (`SSDDetector.region_face_side`). When the full rescan after
+such a scan finds more faces well inside the region than the region scan did, the next
+`FULL_RESOLUTION_PAUSE` region scans keep the full resolution. A full scan runs:
 
 - on the first frame, and on every `scan_every`-th frame after the last full scan, so that a face entering
   the picture is found within `scan_every - 1` frames;
@@ -53,8 +54,9 @@ before the frame is rescanned whole."""
 
 FULL_RESOLUTION_PAUSE = 30
 """Region scans that pass no face size to the detector, so that it keeps the full scan's resolution, after a
-region scan with a face size led to a rescan. Some faces, such as a face cut by the frame's edge, are found
-only at full resolution, and rescanning every frame for them would cost more than region scans save."""
+region scan with a face size missed faces that the full rescan found inside the region. Some faces, such as
+a face cut by the frame's edge, are found only at full resolution, and rescanning every frame for them would
+cost more than region scans save."""
 
 
 @dataclass
@@ -210,12 +212,18 @@ class StreamProcessor:
                 found = detector.detect_region(image, region)
             found = _clipped(found, image.shape)
 
-            if len(found) < len(previous) or _leaves_region(found.boxes, region, image.shape):
+            at_edge = _at_region_edge(found.boxes, region, image.shape)
+            if len(found) < len(previous) or at_edge.any():
                 logger.debug("Region scan found %d of %d faces; scanning the whole frame", len(found), len(previous))
                 self.scans.rescans += 1
-                if sized:
+                whole = self._full_scan(image)
+                # More faces well inside the region in the full scan than in the region scan means the region
+                # scan at a lower resolution missed or misplaced them, rather than that a face moved away.
+                inside = np.count_nonzero(~_at_region_edge(whole.boxes, region, image.shape))
+                if sized and inside > np.count_nonzero(~at_edge):
+                    logger.debug("Region scans keep the full resolution for the next %d scans", FULL_RESOLUTION_PAUSE)
                     self._full_resolution_scans_left = FULL_RESOLUTION_PAUSE
-                found = self._full_scan(image)
+                found = whole
 
         self._previous = found
         self._previous_shape = image.shape
@@ -247,12 +255,14 @@ def _clipped(found: Detections, image_shape: tuple[int, ...]) -> Detections:
     return Detections.from_boxes(found.boxes, found.scores, image_shape)
 
 
-def _leaves_region(boxes: np.ndarray, region: tuple[float, float, float, float], image_shape: tuple[int, ...]) -> bool:
-    """Return whether a box touches or crosses an edge of the region that is not an edge of the image.
+def _at_region_edge(
+    boxes: np.ndarray, region: tuple[float, float, float, float], image_shape: tuple[int, ...]
+) -> np.ndarray:
+    """Return a mask of the boxes that touch, cross or lie beyond an edge of the region inside the image.
 
     Such a face may be cut by the region, so its box cannot be trusted. A detector given only the region's
     pixels (the default `Detector.detect_region`) returns a cut face's box ending at the edge. The SSD runs
-    on a wider crop and returns a box that crosses the edge.
+    on a wider crop and returns a box that crosses the edge. The other boxes lie well inside the region.
     """
     height, width = image_shape[:2]
     left, top, right, bottom = region
@@ -261,4 +271,4 @@ def _leaves_region(boxes: np.ndarray, region: tuple[float, float, float, float],
     at_top = (boxes[:, 1] <= top + 1) & (top > 0)
     at_right = (boxes[:, 2] >= right - 1) & (right < width)
     at_bottom = (boxes[:, 3] >= bottom - 1) & (bottom < height)
-    return bool(np.any(at_left | at_top | at_right | at_bottom))
+    return at_left | at_top | at_right | at_bottom

@@ -30,6 +30,7 @@ CHECK_BATCH = 4
 """Inputs in the check batch: several, so that a per-sample layout error shows up."""
 
 ACTIVATIONS = ("linear", "relu", "sigmoid", "softmax")
+"""Activation names, as Keras gives them, that the rewrite covers."""
 
 
 class UnsupportedModelError(ValueError):
@@ -46,7 +47,7 @@ class _Step:
     settings: Any = None
 
 
-def fold_layers(model: Any) -> list[_Step]:
+def _fold_layers(model: Any) -> list[_Step]:
     """Turn a chain of supported Keras layers into steps, with batch norms and rescaling folded into weights.
 
     Raises:
@@ -99,15 +100,15 @@ def fold_layers(model: Any) -> list[_Step]:
             if not steps or steps[-1].kind != "conv":
                 raise UnsupportedModelError(f"Batch normalisation {layer.name!r} does not follow a Conv2D directly.")
             _require(layer, config.get("axis") in (-1, [-1], 3, [3]), "axis")
-            parameters = dict(zip(("gamma", "beta", "moving_mean", "moving_variance"), [None] * 4))
-            for variable in layer.weights:
-                parameters[variable.name.split("/")[-1]] = np.asarray(variable, dtype=np.float64)
-            gamma = parameters["gamma"] if parameters["gamma"] is not None else 1.0
-            beta = parameters["beta"] if parameters["beta"] is not None else 0.0
-            factor = gamma / np.sqrt(parameters["moving_variance"] + float(config["epsilon"]))
+            # gamma and beta are None when the layer was built with scale=False or center=False.
+            gamma = 1.0 if layer.gamma is None else np.asarray(layer.gamma, dtype=np.float64)
+            beta = 0.0 if layer.beta is None else np.asarray(layer.beta, dtype=np.float64)
+            mean = np.asarray(layer.moving_mean, dtype=np.float64)
+            variance = np.asarray(layer.moving_variance, dtype=np.float64)
+            factor = gamma / np.sqrt(variance + float(config["epsilon"]))
             conv = steps[-1]
             conv.weights = conv.weights * factor
-            conv.bias = (conv.bias - parameters["moving_mean"]) * factor + beta
+            conv.bias = (conv.bias - mean) * factor + beta
             continue
 
         if kind == "Activation":
@@ -170,7 +171,7 @@ def build_opencv_net(model: Any) -> Optional["cv2.dnn.Net"]:
         (2, 3)
     """
     try:
-        steps = fold_layers(model)
+        steps = _fold_layers(model)
         input_shape = tuple(int(size) for size in model.input_shape[1:])
         net = cv2.dnn.readNetFromTensorflow(np.frombuffer(_graph_bytes(steps, input_shape), dtype=np.uint8))
     except (UnsupportedModelError, cv2.error, ValueError, TypeError) as error:
@@ -180,13 +181,15 @@ def build_opencv_net(model: Any) -> Optional["cv2.dnn.Net"]:
     # The check input is fixed so that a model gets the same verdict every time it is loaded.
     check = np.random.default_rng(0).uniform(0, 255, size=(CHECK_BATCH, *input_shape)).astype(np.float32)
     outputs = model(check, training=False)
+    if isinstance(outputs, (list, tuple)) and len(outputs) == 1:
+        outputs = outputs[0]
     if isinstance(outputs, (list, tuple, dict)):
-        logger.info("The classifier runs through TensorFlow only: the model has several outputs.")
+        logger.info("The classifier runs through TensorFlow only: the model returns a %s.", type(outputs).__name__)
         return None
     expected = np.asarray(outputs)
     try:
         received = run_opencv_net(net, check)
-    except cv2.error as error:
+    except (cv2.error, ValueError) as error:
         logger.warning("The OpenCV copy of the classifier failed on a test input, so TensorFlow runs it: %s", error)
         return None
 
