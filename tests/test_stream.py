@@ -46,13 +46,19 @@ def paste(frame: np.ndarray, face: np.ndarray, left: int, top: int) -> np.ndarra
     return frame
 
 
-@pytest.fixture(scope="module")
-def detector(shared_dir):
+def shared_ssd(shared_dir, **options) -> SSDDetector:
+    """Build an SSD from the weights in the shared data folder."""
     weights = shared_dir / "weights"
     return SSDDetector(
         model_path=str(weights / "opencv_face_detector_uint8.pb"),
         config_path=str(weights / "opencv_face_detector.pbtxt"),
+        **options,
     )
+
+
+@pytest.fixture(scope="module")
+def detector(shared_dir):
+    return shared_ssd(shared_dir)
 
 
 @pytest.fixture(scope="module")
@@ -144,13 +150,8 @@ def input_area_recorder(detector: SSDDetector) -> list:
 
 
 def test_large_faces_scanned_at_lower_resolution(shared_dir, one_face_frames, group_frames):
-    weights = shared_dir / "weights"
-    files = {
-        "model_path": str(weights / "opencv_face_detector_uint8.pb"),
-        "config_path": str(weights / "opencv_face_detector.pbtxt"),
-    }
-    shrinking = SSDDetector(**files)
-    full_scale = SSDDetector(**files, region_face_side=None)
+    shrinking = shared_ssd(shared_dir)
+    full_scale = shared_ssd(shared_dir, region_face_side=None)
     stream = StreamProcessor(Pipeline(detector=shrinking, classifier="happy-sad"))
     shrunk_areas = input_area_recorder(shrinking)
     full_scale_areas = input_area_recorder(full_scale)
@@ -187,13 +188,8 @@ def test_region_shrink_bounded_and_optional(detector):
 
 @pytest.mark.parametrize("side", [0, -5, float("inf"), float("nan")])
 def test_invalid_region_face_side_rejected(shared_dir, side):
-    weights = shared_dir / "weights"
     with pytest.raises(ValueError, match="region_face_side"):
-        SSDDetector(
-            model_path=str(weights / "opencv_face_detector_uint8.pb"),
-            config_path=str(weights / "opencv_face_detector.pbtxt"),
-            region_face_side=side,
-        )
+        shared_ssd(shared_dir, region_face_side=side)
 
 
 def test_full_scan_unchanged_by_region_scans(detector, group_frames):

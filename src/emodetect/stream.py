@@ -8,8 +8,8 @@ library, a network stream) through `Pipeline.stream()`.
 one frame to the next, so between two full scans the detector looks only at a region around the faces of
 the previous frame. The region is the smallest rectangle that contains every previous box grown by
 `region_margin` of its width and height on each side. The SSD resizes a region by the same factors as a
-whole frame (`Detector.detect_region`), so a region costs in proportion to its area. The stream also tells
-the detector the smallest previous face's side, and the SSD scans the region at a lower resolution when
+whole frame (`Detector.detect_region`), so a region costs in proportion to its area. The stream also passes
+the smallest previous face's side to the detector, and the SSD scans the region at a lower resolution when
 the faces are large enough to stay detectable (`SSDDetector.region_face_side`). When the full rescan after
 such a scan finds more faces well inside the region than the region scan did, the next
 `FULL_RESOLUTION_PAUSE` region scans keep the full resolution. A full scan runs:
