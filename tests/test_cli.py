@@ -110,6 +110,19 @@ def test_models_lists_backends_and_cache_status(ssd_home, capsys):
     assert "opencv_face_detector_uint8.pb    cached" in out
 
 
+def test_models_reports_face_crop_cache(isolated_cache, capsys):
+    crops = isolated_cache / "face-crops"
+    crops.mkdir()
+    (crops / "a.npz").write_bytes(b"x" * 300_000)
+    (crops / "b.npz").write_bytes(b"x" * 200_000)
+
+    assert main(["models"]) == 0
+
+    out = capsys.readouterr().out
+    assert f"Face crops (cache {crops}):" in out
+    assert "2 images, 0.5 MB" in out
+
+
 def test_help_does_not_import_tensorflow_or_opencv():
     code = "import sys; from emodetect.cli import build_parser; build_parser(); import emodetect; " \
            "print(sorted(m for m in ('tensorflow', 'cv2', 'keras') if m in sys.modules))"

@@ -11,7 +11,7 @@ import pytest
 from emodetect.detectors import Detector, create_detector
 from emodetect.images import crop_face, prepare_faces, read_image
 from emodetect.training.data import FileDataset
-from emodetect.training.faces import NO_FACE, FaceCropCache, default_cache_dir, load_face_arrays
+from emodetect.training.faces import NO_FACE, FaceCropCache, cache_usage, default_cache_dir, load_face_arrays
 
 GROUP_PHOTO = "happy/1-2.jpg"  # three frontal faces
 LOGO = "happy/HAPPY-PEOPLE-CLUB-LOGO.jpg"  # no face
@@ -85,6 +85,19 @@ def test_second_run_reads_cache(ssd, paper_images, tmp_path):
         assert len(crops_a) == len(crops_b)
         for crop_a, crop_b in zip(crops_a, crops_b):
             np.testing.assert_array_equal(crop_a, crop_b)
+
+
+def test_cache_usage_counts_entries(ssd, paper_images, tmp_path):
+    cache = FaceCropCache(ssd, cache_dir=tmp_path / "crops")
+    assert cache_usage(tmp_path / "crops") == (0, 0)
+
+    for path in (paper_images / GROUP_PHOTO, paper_images / LOGO):
+        cache.faces(path)
+
+    entries, size = cache_usage(tmp_path / "crops")
+    assert entries == 2
+    assert size == sum(entry.stat().st_size for entry in (tmp_path / "crops").glob("*.npz"))
+    assert size > 0
 
 
 def test_cache_key_follows_settings_and_file(ssd, copy_image, tmp_path):

@@ -214,16 +214,22 @@ def run_models(arguments: argparse.Namespace) -> int:
     from emodetect import weights
     from emodetect.classifiers import CLASSIFIERS
     from emodetect.detectors import DETECTORS
+    from emodetect.training.faces import cache_usage, default_cache_dir
 
     print("Detectors:")
     for name in DETECTORS.names():
-        print(f"  {name:<12} {DETECTORS.get(name).description}")
+        print(f"  {name:<14} {DETECTORS.get(name).description}")
     print("Classifiers:")
     for name in CLASSIFIERS.names():
-        print(f"  {name:<12} {CLASSIFIERS.get(name).description}")
+        print(f"  {name:<14} {CLASSIFIERS.get(name).description}")
     print(f"Weights (cache {weights.cache_dir()}):")
     for name in sorted(weights.REGISTRY):
         print(f"  {name:<32} {weights.status(name):<8} used by {weights.REGISTRY[name].used_by}")
+
+    # Training with --faces caches the crops of every image it reads; the folder only grows.
+    entries, size = cache_usage()
+    print(f"Face crops (cache {default_cache_dir()}):")
+    print(f"  {entries} images, {size / 1e6:.1f} MB; deleting the folder is safe, it is rebuilt when needed")
     return EXIT_OK
 
 

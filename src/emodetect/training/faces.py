@@ -72,6 +72,23 @@ def default_cache_dir() -> Path:
     return cache_dir() / "face-crops"
 
 
+def cache_usage(cache_dir: Optional[Union[str, "os.PathLike[str]"]] = None) -> tuple[int, int]:
+    """Return the number of entries in the crop cache and their total size in bytes.
+
+    The cache is never pruned. Deleting the folder, or any entry in it, loses nothing: a missing entry is
+    rebuilt by running the detector again the next time its image is cropped.
+
+    Args:
+        cache_dir: Folder of the cache entries; `default_cache_dir()` when `None`. A missing folder has
+            no entries.
+    """
+    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    if not folder.is_dir():
+        return 0, 0
+    sizes = [entry.stat().st_size for entry in folder.glob("*.npz") if entry.is_file()]
+    return len(sizes), sum(sizes)
+
+
 class FaceCropCache:
     """Detects faces in images and caches their crops on disk.
 
