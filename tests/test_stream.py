@@ -136,29 +136,29 @@ def test_region_scan_matches_full_scan(detector, one_face_frames, group_frames):
         assert box_iou(full.boxes, found.boxes).max(axis=1).min() > 0.8
 
 
-def input_area_recorder(detector: SSDDetector) -> list:
-    """Make `detector` record the network input area of each scan in the returned list."""
-    areas: list = []
+def record_scans(detector: SSDDetector, monkeypatch: pytest.MonkeyPatch) -> list:
+    """Make `detector` append `((crop height, crop width), (input width, input height))` for each scan."""
+    scans: list = []
     original_run = detector._run
 
     def recording_run(net, image, input_size):
-        areas.append(input_size[0] * input_size[1])
+        scans.append((image.shape[:2], input_size))
         return original_run(net, image, input_size)
 
-    detector._run = recording_run
-    return areas
+    monkeypatch.setattr(detector, "_run", recording_run)
+    return scans
 
 
-def test_large_faces_scanned_at_lower_resolution(shared_dir, one_face_frames, group_frames):
+def test_large_faces_scanned_at_lower_resolution(shared_dir, one_face_frames, group_frames, monkeypatch):
     shrinking = shared_ssd(shared_dir)
     full_scale = shared_ssd(shared_dir, region_face_side=None)
     stream = StreamProcessor(Pipeline(detector=shrinking, classifier="happy-sad"))
-    shrunk_areas = input_area_recorder(shrinking)
-    full_scale_areas = input_area_recorder(full_scale)
+    shrunk_scans = record_scans(shrinking, monkeypatch)
+    full_scale_scans = record_scans(full_scale, monkeypatch)
 
     for frame in one_face_frames[::4] + group_frames[::4]:
         full = full_scale.detect(frame)
-        full_scale_areas.pop()
+        full_scale_scans.pop()
         boxes = full.boxes
         smallest = float(min(np.min(boxes[:, 2] - boxes[:, 0]), np.min(boxes[:, 3] - boxes[:, 1])))
         region = stream.region(boxes, frame.shape)
@@ -168,6 +168,8 @@ def test_large_faces_scanned_at_lower_resolution(shared_dir, one_face_frames, gr
         assert len(found) == len(full)
         assert box_iou(full.boxes, found.boxes).max(axis=1).min() > 0.8
 
+    shrunk_areas = [width * height for _, (width, height) in shrunk_scans]
+    full_scale_areas = [width * height for _, (width, height) in full_scale_scans]
     # One scan each per frame. Input sides are rounded to steps of 64 pixels, so some regions keep their size.
     assert len(shrunk_areas) == len(full_scale_areas) == 10
     assert all(shrunk <= full for shrunk, full in zip(shrunk_areas, full_scale_areas))
@@ -480,7 +482,7 @@ def test_missed_sized_scan_pauses_face_sizes():
     assert stream.scans.rescans == 1
 
 
-def test_sized_region_keeps_full_scan_proportions(detector, faces):
+def test_sized_region_keeps_full_scan_proportions(detector, faces, monkeypatch):
     happy, sad = (cv2.resize(faces[label], (240, 240), interpolation=cv2.INTER_CUBIC) for label in ("happy", "sad"))
     frame = paste(paste(grey_frame(), happy, 0, 120), sad, 400, 120)
     boxes = detector.detect(frame).boxes
@@ -488,20 +490,11 @@ def test_sized_region_keeps_full_scan_proportions(detector, faces):
     # that resolution would be wider than the frame.
     region = (0, 100, frame.shape[1], 380)
     smallest = float(np.min(boxes[:, 2:] - boxes[:, :2]))
-    shapes = []
-    original_run = detector._run
+    scans = record_scans(detector, monkeypatch)
 
-    def recording_run(net, image, input_size):
-        shapes.append((image.shape[:2], input_size))
-        return original_run(net, image, input_size)
+    found = detector.detect_region(frame, region, min_face=smallest)
 
-    detector._run = recording_run
-    try:
-        found = detector.detect_region(frame, region, min_face=smallest)
-    finally:
-        del detector._run
-
-    (crop_height, crop_width), (input_width, input_height) = shapes[0]
+    (crop_height, crop_width), (input_width, input_height) = scans[0]
     assert len(boxes) == 2
     assert detector._region_shrink(smallest, 300 / 640) < 1.0
     assert crop_width == frame.shape[1]

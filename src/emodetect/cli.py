@@ -226,10 +226,10 @@ def run_models(arguments: argparse.Namespace) -> int:
     for name in sorted(weights.REGISTRY):
         print(f"  {name:<32} {weights.status(name):<8} used by {weights.REGISTRY[name].used_by}")
 
-    # Training with --faces caches the crops of every image it reads; the folder only grows.
+    # Training and evaluation with --faces cache the crops of every image they read, so the folder only grows.
     entries, size = cache_usage()
     print(f"Face crops (cache {default_cache_dir()}):")
-    print(f"  {entries} images, {size / 1e6:.1f} MB; deleting the folder is safe, it is rebuilt when needed")
+    print(f"  {entries} images, {size / 1e6:.1f} MB. Deleting the folder is safe: entries are rebuilt when needed.")
     return EXIT_OK
 
 
