@@ -204,3 +204,42 @@ def test_factory_returning_wrong_type_raises(monkeypatch):
 
     with pytest.raises(TypeError, match="expected a Detector subclass"):
         create_detector("not-a-detector")
+
+
+def _scan_in_threads(scan, jobs):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return list(pool.map(scan, jobs))
+
+
+def test_shared_ssd_is_thread_safe(ssd, paper_images):
+    images = [read_image(paper_images / relative) for relative in sorted(EXPECTED_SSD_FACES)]
+    # Region scans around each photo's centre run at other input sizes, through the detector's cache of
+    # networks, so the threads also mix networks.
+    jobs = [(index, region) for index in range(len(images)) for region in (None, (0.25, 0.25, 0.75, 0.75))]
+
+    def scan(job):
+        index, region = job
+        image = images[index]
+        if region is None:
+            return ssd.detect(image)
+        height, width = image.shape[:2]
+        return ssd.detect_region(image, (region[0] * width, region[1] * height, region[2] * width, region[3] * height))
+
+    expected = [scan(job) for job in jobs]
+    received = _scan_in_threads(scan, jobs * 8)
+
+    for index, detections in enumerate(received):
+        np.testing.assert_allclose(detections.boxes, expected[index % len(jobs)].boxes, atol=1e-3)
+
+
+def test_shared_haar_is_thread_safe(paper_images):
+    haar = HaarDetector()
+    images = [read_image(paper_images / relative) for relative in sorted(EXPECTED_SSD_FACES)]
+    expected = [haar.detect(image) for image in images]
+
+    received = _scan_in_threads(haar.detect, images * 4)
+
+    for index, detections in enumerate(received):
+        np.testing.assert_allclose(detections.boxes, expected[index % len(images)].boxes)

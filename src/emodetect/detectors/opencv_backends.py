@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
@@ -128,11 +129,15 @@ class SSDDetector(Detector):
                 f"OpenCV cannot load the SSD from '{model_file}' and '{config_file}': {reason or error}. {advice}"
             ) from None
         self._region_nets: OrderedDict[tuple[int, int], cv2.dnn.Net] = OrderedDict()
+        # An OpenCV network keeps its input between setInput and forward, and region scans reorder the
+        # cache of networks, so one thread at a time runs a scan.
+        self._lock = threading.Lock()
 
     def detect(self, image: np.ndarray) -> Detections:
         """Find faces in a BGR `uint8` image; see `Detector.detect`."""
         image = to_bgr(image)  # Returns a BGR uint8 image unchanged, and converts grey or BGRA input.
-        return self._run(self._net, image, self.input_size)
+        with self._lock:
+            return self._run(self._net, image, self.input_size)
 
     def detect_region(
         self, image: np.ndarray, region: Sequence[float], min_face: Optional[float] = None
@@ -155,6 +160,10 @@ class SSDDetector(Detector):
         scan's resolution, measured 0.96 and 0.997.
         """
         image = to_bgr(image)
+        with self._lock:
+            return self._scan_region(image, region, min_face)
+
+    def _scan_region(self, image: np.ndarray, region: Sequence[float], min_face: Optional[float]) -> Detections:
         x1, y1, x2, y2 = clip_region(region, image.shape)
         height, width = image.shape[:2]
         full_scale_x = self.input_size[0] / width
@@ -283,6 +292,9 @@ class HaarDetector(Detector):
         self._cascade = cv2.CascadeClassifier(str(path))
         if self._cascade.empty():
             raise WeightsError(f"OpenCV's Haar cascade '{path}' is missing or unreadable; reinstall opencv-python.")
+        # The cascade stores the state of a search in the object: in OpenCV 4.14, two searches at once failed
+        # an assertion. So one thread at a time searches.
+        self._lock = threading.Lock()
 
     def detect(self, image: np.ndarray) -> Detections:
         """Find faces in a BGR `uint8` image; see `Detector.detect`."""
@@ -293,9 +305,10 @@ class HaarDetector(Detector):
             grey = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         grey = cv2.equalizeHist(grey)
 
-        found, neighbours = self._cascade.detectMultiScale2(
-            grey, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors, minSize=(20, 20)
-        )
+        with self._lock:
+            found, neighbours = self._cascade.detectMultiScale2(
+                grey, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors, minSize=(20, 20)
+            )
         if len(found) == 0:
             return Detections.empty()
 
