@@ -58,6 +58,19 @@ def test_train_writes_model_and_report(face_folder, tmp_path, capsys):
     assert "Saved" in capsys.readouterr().out
 
 
+def test_train_split_by_file_recorded(face_folder, tmp_path):
+    out = tmp_path / "model.keras"
+
+    code = main(["-q", "train", str(face_folder), *TINY_NET, "--epochs", "1", "--split-by-file", "--out", str(out)])
+
+    assert code == 0
+    assert read_metadata(out).extra["training"]["group_duplicates"] is False
+
+
+def test_train_groups_duplicates_by_default(trained_model):
+    assert read_metadata(trained_model).extra["training"]["group_duplicates"] is True
+
+
 def test_train_needs_arch_or_from(face_folder, tmp_path):
     with pytest.raises(SystemExit) as stopped:
         main(["train", str(face_folder), "--out", str(tmp_path / "model.keras")])

@@ -57,6 +57,83 @@ def test_split_parts_disjoint_and_complete(paper_images):
     assert [len(train), len(validation), len(test)] == [211, 60, 30]
 
 
+def test_split_keeps_group_together(paper_images):
+    files = list_image_folder(paper_images)
+    groups = np.arange(len(files)) // 4  # files in runs of four share a group
+
+    parts = split_dataset(files, seed=0, groups=groups)
+
+    part_of = {path: index for index, part in enumerate(parts) for path in part.files}
+    assert set(part_of) == set(files.files)
+    for group in np.unique(groups):
+        members = [files.files[index] for index in np.flatnonzero(groups == group)]
+        assert len({part_of[path] for path in members}) == 1
+
+
+def test_split_grouped_sizes_near_fractions(paper_images):
+    files = list_image_folder(paper_images)
+    groups = np.arange(len(files)) // 4
+
+    sizes = [len(part) for part in split_dataset(files, seed=0, groups=groups)]
+
+    # Parts take whole groups of up to four files, so each size is within a few files of 70/20/10.
+    assert abs(sizes[0] - 211) <= 8
+    assert abs(sizes[1] - 60) <= 8
+    assert abs(sizes[2] - 30) <= 8
+
+
+def test_split_single_file_groups_change_nothing(paper_images):
+    files = list_image_folder(paper_images)
+    groups = np.arange(len(files))[::-1] * 7  # one group per file, under other ids
+
+    grouped = split_dataset(files, seed=5, groups=groups)
+    plain = split_dataset(files, seed=5)
+
+    assert [part.files for part in grouped] == [part.files for part in plain]
+
+
+def test_split_rejects_wrong_group_count(paper_images):
+    files = list_image_folder(paper_images)
+
+    with pytest.raises(ValueError, match="one group id per file"):
+        split_dataset(files, groups=[0, 1, 2])
+
+
+def _folder_with_copies(fer_val: Path, tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """Copy 10 happy and 10 sad faces, plus a second file of the first three happy ones; map copy to original."""
+    root = _copy_faces(fer_val, tmp_path / "faces", {"happy": 10, "sad": 10})
+    copies = {}
+    for index, original in enumerate(sorted((root / "happy").iterdir())[:3]):
+        shutil.copyfile(original, root / "happy" / f"copy-{index}.png")
+        copies[f"copy-{index}.png"] = original.name
+    return root, copies
+
+
+def test_load_splits_keep_copies_in_one_part(fer_val, tmp_path):
+    root, copies = _folder_with_copies(fer_val, tmp_path)
+    metadata = ModelMetadata(class_names=["happy", "sad"], input_size=(48, 48), color_mode="grayscale")
+
+    for seed in range(4):
+        splits = load_folder_splits(root, metadata, seed=seed)
+
+        part_of = {path.name: index for index, part in enumerate(splits.files) for path in part.files}
+        for copy, original in copies.items():
+            assert part_of[copy] == part_of[original]
+
+
+def test_load_splits_by_file_can_separate_copies(fer_val, tmp_path):
+    root, copies = _folder_with_copies(fer_val, tmp_path)
+    metadata = ModelMetadata(class_names=["happy", "sad"], input_size=(48, 48), color_mode="grayscale")
+
+    separated = 0
+    for seed in range(4):
+        splits = load_folder_splits(root, metadata, seed=seed, group_duplicates=False)
+        part_of = {path.name: index for index, part in enumerate(splits.files) for path in part.files}
+        separated += sum(part_of[copy] != part_of[original] for copy, original in copies.items())
+
+    assert separated > 0
+
+
 def test_split_keeps_class_balance(paper_images):
     train, validation, test = split_dataset(list_image_folder(paper_images), seed=0)
 

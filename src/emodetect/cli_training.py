@@ -99,7 +99,7 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
         choices=("all", "train", "validation", "test"),
         default="all",
         help="evaluate every file (default) or one part of the split that 'emodetect train' makes with the "
-        "same --seed and --split",
+        "same --seed, --split and --split-by-file",
     )
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the split, with --subset (default: 0)")
     _add_split_argument(evaluate)
@@ -133,6 +133,13 @@ def _add_split_argument(parser: argparse.ArgumentParser) -> None:
         default=(0.7, 0.2, 0.1),
         metavar=("TRAIN", "VALIDATION", "TEST"),
         help="shares of each class in the three parts, summing to 1 (default: 0.7 0.2 0.1)",
+    )
+    parser.add_argument(
+        "--split-by-file",
+        dest="group_duplicates",
+        action="store_false",
+        help="split files as they are; by default near-duplicate files (one picture at other sizes or "
+        "compressions) stay in one part",
     )
 
 
@@ -228,6 +235,7 @@ def run_train(arguments: argparse.Namespace) -> int:
             faces=faces,
             crop_margin=arguments.crop_margin,
             fractions=arguments.split,
+            group_duplicates=arguments.group_duplicates,
         )
     except FileNotFoundError as error:
         print(f"emodetect: error: {error}", file=sys.stderr)
@@ -278,6 +286,7 @@ def run_evaluate(arguments: argparse.Namespace) -> int:
             subset=arguments.subset,
             fractions=arguments.split,
             seed=arguments.seed,
+            group_duplicates=arguments.group_duplicates,
         )
     except FileNotFoundError as error:
         print(f"emodetect: error: {error}", file=sys.stderr)

@@ -190,6 +190,7 @@ def split_dataset(
     dataset: FileDataset,
     fractions: Sequence[float] = (0.7, 0.2, 0.1),
     seed: int = 0,
+    groups: Optional[Sequence[int]] = None,
 ) -> list[FileDataset]:
     """Split files once into disjoint parts, stratified by class.
 
@@ -199,20 +200,43 @@ def split_dataset(
     from the folder's sorted order finds the same test files. A split of the same folder with fewer
     classes differs, because the classes share one generator.
 
+    With `groups`, such as `duplicate_groups` returns, the files of one group stay in one part, so one
+    picture saved twice is never both trained on and tested. A group counts for the class of its first
+    file in path order, and goes to the part in which the middle of its files falls in the shuffled order,
+    so the parts' sizes come out close to the fractions but not exact.
+
     Args:
         dataset: The files to split.
         fractions: One fraction per part, summing to 1; the default is train/validation/test 70/20/10.
         seed: Seed of the shuffle.
+        groups: One group id per file; `None` puts every file in a group of its own.
 
     Returns:
         One `FileDataset` per fraction.
 
     Raises:
-        ValueError: A fraction is negative or they do not sum to 1.
+        ValueError: A fraction is negative, they do not sum to 1, or `groups` has the wrong length.
+
+    Examples:
+        >>> files = FileDataset([Path(f"{index}.png") for index in range(10)], [0] * 6 + [1] * 4, ["a", "b"])
+        >>> [len(part) for part in split_dataset(files, (0.5, 0.5))]
+        [5, 5]
+        >>> groups = [0, 0, 0, 1, 2, 3, 4, 4, 5, 6]  # files 0-2 show one picture, and so do 6 and 7
+        >>> parts = split_dataset(files, (0.5, 0.5), groups=groups)
+        >>> [sorted(int(path.stem) for path in part.files) for part in parts]
+        [[0, 1, 2, 4, 8, 9], [3, 5, 6, 7]]
     """
     fractions = [float(value) for value in fractions]
     if any(value < 0 for value in fractions) or abs(sum(fractions) - 1.0) > 1e-6:
         raise ValueError(f"Expected non-negative fractions that sum to 1, received {fractions}.")
+    group_ids = np.arange(len(dataset)) if groups is None else np.asarray(groups).reshape(-1)
+    if len(group_ids) != len(dataset):
+        raise ValueError(f"Expected one group id per file ({len(dataset)}), received {len(group_ids)}.")
+
+    # Sorting first makes the split independent of the order the file system listed the files in.
+    members: dict[int, list[int]] = {}
+    for index in np.argsort([str(path) for path in dataset.files], kind="stable"):
+        members.setdefault(int(group_ids[index]), []).append(int(index))
 
     generator = np.random.default_rng(seed)
     parts: list[list[int]] = [[] for _ in fractions]
@@ -221,13 +245,16 @@ def split_dataset(
     # models' early-stopping and calibration tenths were drawn, so those splits stay the same.
     for name in sorted(dataset.class_names):
         label = dataset.class_names.index(name)
-        indices = np.flatnonzero(dataset.labels == label)
-        # Sorting first makes the split independent of the order the file system listed the files in.
-        indices = indices[np.argsort([str(dataset.files[index]) for index in indices], kind="stable")]
-        generator.shuffle(indices)
-        cuts = np.rint(boundaries * len(indices)).astype(int)
-        for part, chunk in zip(parts, np.split(indices, cuts)):
-            part.extend(chunk.tolist())
+        units = [indices for indices in members.values() if dataset.labels[indices[0]] == label]
+        # Shuffling positions draws the same permutation as shuffling the files themselves, so a split
+        # with one file per group equals the split made without groups.
+        order = np.arange(len(units))
+        generator.shuffle(order)
+        sizes = np.array([len(units[position]) for position in order])
+        cuts = np.rint(boundaries * sizes.sum()).astype(int)
+        middles = np.cumsum(sizes) - sizes / 2.0
+        for position, part in zip(order, np.searchsorted(cuts, middles, side="right")):
+            parts[part].extend(units[position])
 
     return [dataset.subset(sorted(part)) for part in parts]
 
@@ -237,7 +264,7 @@ DUPLICATE_MAX_DISTANCE = 24
 are near-duplicates. On 301 happy/sad web photos it joined 70 pairs and on 4,037 FER2013 validation faces
 43 groups. Every group checked by eye (all of the photos', 14 of the faces') was one picture resized,
 recompressed, slightly cropped or retouched. At 8 bits, 9 of the photo pairs stayed apart. A group too
-many only makes the folds coarser, while a missed copy leaks into another fold."""
+many only makes folds and splits coarser, while a missed copy leaks into another fold or part."""
 
 # Number of set bits in each byte value, to count differing hash bits without NumPy 2's bitwise_count.
 _BIT_COUNTS = np.array([bin(value).count("1") for value in range(256)], dtype=np.uint16)

@@ -166,8 +166,13 @@ def load_folder_splits(
     seed: int = 0,
     faces: Optional[FaceOptions] = None,
     files: Optional[FileDataset] = None,
+    group_duplicates: bool = True,
 ) -> FolderSplits:
     """List a class folder, split it once by file, and load each part for a model.
+
+    Every face of one photo lands in the same part. With `group_duplicates`, so do near-duplicate files
+    (one picture saved at other sizes or compressions, see `emodetect.training.data.duplicate_groups`), so
+    no picture is both trained on and tested.
 
     Args:
         data_dir: Folder with one sub-folder per class; sub-folders that are not classes of the model are
@@ -177,6 +182,7 @@ def load_folder_splits(
         seed: Seed of the split.
         faces: Detect faces and load their crops; `None` takes every image as a face crop already.
         files: The listing of `data_dir`, when the caller already has it.
+        group_duplicates: Keep near-duplicate files in one part. It decodes every file once more.
 
     Returns:
         The split and loaded data. One warning lists the files that are not readable images and one lists
@@ -191,7 +197,7 @@ def load_folder_splits(
         raise ValueError(f"Expected 1 to 3 fractions (train, validation, test), received {list(fractions)}.")
     if files is None:
         files = list_image_folder(data_dir, metadata.class_names, report=False)
-    parts = split_dataset(files, fractions, seed=seed)
+    parts = split_dataset(files, fractions, seed=seed, groups=_groups(files, group_duplicates))
     while len(parts) < 3:
         parts.append(files.subset([]))
     loaded, skipped = _load_parts(files, parts, metadata, faces)
@@ -239,10 +245,7 @@ def load_folder_folds(
             face detection.
     """
     files = list_image_folder(data_dir, metadata.class_names, report=False)
-    groups = duplicate_groups(files) if group_duplicates else None
-    if groups is not None:
-        _report_duplicates(files, groups)
-    parts = fold_dataset(files, folds, seed=seed, groups=groups)
+    parts = fold_dataset(files, folds, seed=seed, groups=_groups(files, group_duplicates))
     loaded, _ = _load_parts(files, parts, metadata, faces)
 
     counts = ArrayDataset.concatenate(loaded).class_counts()
@@ -255,12 +258,20 @@ def load_folder_folds(
     return loaded
 
 
+def _groups(files: FileDataset, group_duplicates: bool) -> Optional[np.ndarray]:
+    if not group_duplicates:
+        return None
+    groups = duplicate_groups(files)
+    _report_duplicates(files, groups)
+    return groups
+
+
 def _report_duplicates(files: FileDataset, groups: np.ndarray) -> None:
     _, inverse, sizes = np.unique(groups, return_inverse=True, return_counts=True)
     grouped = sizes[inverse] > 1
     if grouped.any():
         logger.info(
-            "%d files are near-duplicates of another file, in %d groups; each group stays in one fold",
+            "%d files are near-duplicates of another file, in %d groups; each group stays in one part",
             int(grouped.sum()),
             int((sizes > 1).sum()),
         )
@@ -326,11 +337,12 @@ def train_from_folder(
     crop_margin: Optional[float] = None,
     fractions: Sequence[float] = DEFAULT_FRACTIONS,
     split_seed: Optional[int] = None,
+    group_duplicates: bool = True,
 ) -> FolderTrainingRun:
     """Train a new network, or fine-tune a saved one, on a class folder and test it on a held-out part.
 
     The folder is split once by file (`split_dataset`), so no image, and no face of one photo, is in two
-    parts. The model trains on the training part, the validation part drives early stopping, checkpoints
+    parts. Near-duplicate files stay in one part too, unless `group_duplicates` is false. The model trains on the training part, the validation part drives early stopping, checkpoints
     and the `val_*` curves, and the test part is used only for the final report.
 
     Args:
@@ -346,6 +358,7 @@ def train_from_folder(
             the architecture's default or the base model's value.
         fractions: Train, validation and test shares, summing to 1.
         split_seed: Seed of the split; `config.seed` when `None`.
+        group_duplicates: Keep near-duplicate files in one part (see `load_folder_splits`).
 
     Returns:
         The trained model with its history, the data, and the test report.
@@ -383,7 +396,9 @@ def train_from_folder(
             raise ValueError(f"Expected crop_margin >= 0, received {crop_margin}.")
         metadata.crop_margin = float(crop_margin)
 
-    splits = load_folder_splits(data_dir, metadata, fractions, split_seed, faces, files=files)
+    splits = load_folder_splits(
+        data_dir, metadata, fractions, split_seed, faces, files=files, group_duplicates=group_duplicates
+    )
     logger.info("Data from %s: %s", data_dir, splits.counts())
 
     validation = splits.validation if len(splits.validation) else None
@@ -403,6 +418,7 @@ def train_from_folder(
             "data": str(data_dir),
             "fractions": [float(value) for value in fractions],
             "split_seed": split_seed,
+            "group_duplicates": group_duplicates,
             "faces": faces.describe() if faces else None,
             "counts": splits.counts(),
             "epochs": config.epochs,
@@ -451,6 +467,7 @@ def evaluate_folder(
     subset: str = "all",
     fractions: Sequence[float] = DEFAULT_FRACTIONS,
     seed: int = 0,
+    group_duplicates: bool = True,
 ) -> dict[str, Any]:
     """Evaluate a model on a class folder whose sub-folders are matched to the model's classes by name.
 
@@ -465,6 +482,8 @@ def evaluate_folder(
             the split that `train_from_folder` makes with the same `fractions` and `seed`.
         fractions: Train, validation and test shares, for `subset`.
         seed: Seed of the split, for `subset`.
+        group_duplicates: Keep near-duplicate files in one part, for `subset`, as `train_from_folder` does
+            by default.
 
     Returns:
         The `classification_report` dict (accuracy, balanced accuracy, per-class precision, recall, F1 and
@@ -496,7 +515,7 @@ def evaluate_folder(
     if subset == "all":
         parts = [files]
     else:
-        parts = split_dataset(files, fractions, seed=seed)
+        parts = split_dataset(files, fractions, seed=seed, groups=_groups(files, group_duplicates))
         parts = [parts[SUBSETS.index(subset) - 1]]
     loaded = _make_loader(metadata, faces)(parts[0])
     skipped = {**files.skipped, **loaded.skipped}
