@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 from pathlib import Path
 
 import cv2
@@ -60,6 +61,8 @@ class ProfileHaarDetector(Detector):
             raise ValueError(f"Expected confidence_threshold in [0, 1], received {confidence_threshold}.")
         path = Path(cv2.data.haarcascades) / "haarcascade_profileface.xml"
         self._cascade = cv2.CascadeClassifier(str(path))
+        # A cascade keeps the state of a search in the object, so threads that share the detector take turns.
+        self._lock = threading.Lock()
         if self._cascade.empty():
             # WeightsError is emodetect's error for a model file that cannot be loaded, so the CLI reports it.
             raise WeightsError(f"OpenCV's cascade '{path}' is missing or unreadable. Reinstall opencv-python.")
@@ -69,7 +72,8 @@ class ProfileHaarDetector(Detector):
 
     def _search(self, grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # detectMultiScale2 returns (x, y, width, height) boxes and each box's number of overlapping hits.
-        found, hits = self._cascade.detectMultiScale2(grey, scaleFactor=1.1, minNeighbors=self.min_neighbors)
+        with self._lock:
+            found, hits = self._cascade.detectMultiScale2(grey, scaleFactor=1.1, minNeighbors=self.min_neighbors)
         return np.asarray(found, np.float32).reshape(-1, 4), np.asarray(hits, np.float32).reshape(-1)
 
     def detect(self, image: np.ndarray) -> Detections:

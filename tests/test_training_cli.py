@@ -95,6 +95,15 @@ def test_train_single_class_fails(face_folder, tmp_path, capsys):
     assert "at least 2 class sub-folders" in capsys.readouterr().err
 
 
+def test_evaluate_json_to_stdout_with_plots(trained_model, face_folder, tmp_path, capsys):
+    code = main(["-q", "evaluate", str(trained_model), str(face_folder), "--json", "-", "--plots", str(tmp_path / "plots")])
+
+    captured = capsys.readouterr()
+    assert code == 0
+    assert json.loads(captured.out)["class_names"] == ["happy", "sad"]
+    assert "confusion.png" in captured.err
+
+
 def test_evaluate_leaves_out_unknown_folders(trained_model, face_folder, shared_dir, tmp_path, caplog):
     root = tmp_path / "data"
     shutil.copytree(face_folder, root)

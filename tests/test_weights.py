@@ -164,7 +164,10 @@ def test_download_from_server_verifies_and_caches(shared_dir, monkeypatch, serve
     assert all(weights.status(name) == "cached" for name in weights.REGISTRY)
 
 
-@pytest.mark.parametrize("value, offline", [("1", True), ("TRUE", True), ("on", True), ("0", False), ("off", False), ("", False)])
+@pytest.mark.parametrize(
+    "value, offline",
+    [("1", True), ("TRUE", True), ("on", True), ("2", True), ("enabled", True), ("0", False), ("off", False), ("No", False), ("", False)],
+)
 def test_offline_variable_values(monkeypatch, value, offline):
     monkeypatch.setenv("EMODETECT_OFFLINE", value)
 

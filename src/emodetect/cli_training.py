@@ -293,14 +293,17 @@ def run_evaluate(arguments: argparse.Namespace) -> int:
         return EXIT_FAILED
 
     report["model"] = str(arguments.model)
-    if str(arguments.json_file) != "-":
+    # With '--json -', stdout carries the JSON alone, so the other lines go to stderr.
+    json_to_stdout = str(arguments.json_file) == "-"
+    if not json_to_stdout:
         print(f"{arguments.model} on {arguments.data_dir} ({arguments.subset}):")
         print(summarize(report))
     if arguments.plots:
         from emodetect.training.plots import plot_confusion_matrix
 
         title = f"{Path(str(arguments.model)).stem} on {arguments.data_dir.name}"
-        print(f"Wrote {plot_confusion_matrix(report, arguments.plots / 'confusion.png', title=title)}")
+        written = plot_confusion_matrix(report, arguments.plots / "confusion.png", title=title)
+        print(f"Wrote {written}", file=sys.stderr if json_to_stdout else sys.stdout)
     if arguments.json_file:
         _write_json(report, arguments.json_file)
     return EXIT_OK

@@ -76,8 +76,12 @@ def cache_dir() -> Path:
 
 
 def is_offline() -> bool:
-    """Return whether `EMODETECT_OFFLINE` forbids downloads: set to 1, true, yes or on (any case)."""
-    return os.environ.get(OFFLINE_VARIABLE, "").strip().lower() in ("1", "true", "yes", "on")
+    """Return whether `EMODETECT_OFFLINE` forbids downloads: set to anything but empty, 0, false, no or off.
+
+    An unexpected value such as `2` or `enabled` forbids downloads, because a machine that sets the
+    variable at all most likely must not reach the network.
+    """
+    return os.environ.get(OFFLINE_VARIABLE, "").strip().lower() not in ("", "0", "false", "no", "off")
 
 
 def file_sha256(path: Union[str, "os.PathLike[str]"]) -> str:
