@@ -219,3 +219,31 @@ def test_create_classifier_accepts_path_object(tmp_path):
     path = save_model(_tiny_model(2), tmp_path / "p.keras", ModelMetadata(["x", "y"], (8, 8)))
 
     assert create_classifier(path).class_names == ("x", "y")
+
+
+def _one_fer_face(fer_val):
+    return read_image(sorted((fer_val / "happy").iterdir())[0])
+
+
+def test_float_and_uint16_crops_match_uint8(happy_sad, fer_val):
+    face = _one_fer_face(fer_val)
+
+    expected = happy_sad.predict_proba([face])
+
+    np.testing.assert_allclose(happy_sad.predict_proba([face.astype(np.float32) / 255.0]), expected, atol=1e-5)
+    np.testing.assert_allclose(happy_sad.predict_proba([face.astype(np.uint16) * 257]), expected, atol=1e-5)
+
+
+def test_single_crop_without_list_rejected(happy_sad, fer_val):
+    from emodetect.errors import ImageReadError
+
+    with pytest.raises(ImageReadError, match=r"Wrap one crop in a list"):
+        happy_sad.predict_proba(_one_fer_face(fer_val))
+
+
+@pytest.mark.parametrize("crop", ["face.png", None, np.zeros((48, 48, 2), np.uint8)], ids=["path", "none", "two-channel"])
+def test_crop_that_is_no_image_rejected(happy_sad, crop):
+    from emodetect.errors import ImageReadError
+
+    with pytest.raises(ImageReadError, match="face crop 0"):
+        happy_sad.predict_proba([crop])

@@ -150,11 +150,13 @@ def test_detect_with_missing_model_file_fails_cleanly(paper_images, tmp_path, ca
     assert "Model file not found" in capsys.readouterr().err
 
 
-def test_detect_json_into_folder_fails_cleanly(ssd_home, paper_images, tmp_path, capsys):
+def test_detect_json_into_folder_fails_before_work(ssd_home, paper_images, tmp_path, capsys):
     code = main(["detect", str(paper_images / "happy" / "1-2.jpg"), "--json", str(tmp_path)])
 
-    assert code == 1
-    assert str(tmp_path) in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert code == 2
+    assert f"received the folder '{tmp_path}'" in captured.err
+    assert "1-2.jpg" not in captured.out
 
 
 def test_detect_output_into_input_folder_keeps_originals(ssd_home, paper_images, tmp_path, capsys):
@@ -190,3 +192,37 @@ def test_detect_json_to_stdout_is_parseable(ssd_home, paper_images, capsys):
 def test_detect_unknown_detector_is_usage_error(paper_images, capsys):
     assert main(["detect", str(paper_images / "happy" / "1-2.jpg"), "--detector", "nope"]) == 2
     assert "'haar'" in capsys.readouterr().err
+
+
+def test_detect_json_over_input_rejected(ssd_home, paper_images, tmp_path, capsys):
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes((paper_images / "happy" / "1-2.jpg").read_bytes())
+    original = photo.read_bytes()
+
+    code = main(["detect", str(photo), "--json", str(photo)])
+
+    assert code == 2
+    assert "would be overwritten" in capsys.readouterr().err
+    assert photo.read_bytes() == original
+
+
+def test_detect_interrupted_keeps_finished_records(ssd_home, paper_images, tmp_path, monkeypatch, capsys):
+    from emodetect.pipeline import Pipeline
+
+    real_run = Pipeline.run
+
+    def run_then_interrupt(self, images, **options):
+        for position, outcome in enumerate(real_run(self, images, **options)):
+            if position == 2:
+                raise KeyboardInterrupt
+            yield outcome
+
+    monkeypatch.setattr(Pipeline, "run", run_then_interrupt)
+    photos = [str(paper_images / "happy" / name) for name in ("1-2.jpg", "happy-person.jpeg", "Travis-Bradberry-Happy.jpg")]
+    json_file = tmp_path / "faces.json"
+
+    code = main(["detect", *photos, "--json", str(json_file)])
+
+    assert code == 130
+    assert [record["source"] for record in json.loads(json_file.read_text())["results"]] == photos[:2]
+    assert "stopped by Ctrl-C after 2 images" in capsys.readouterr().out

@@ -243,3 +243,10 @@ def test_shared_haar_is_thread_safe(paper_images):
 
     for index, detections in enumerate(received):
         np.testing.assert_allclose(detections.boxes, expected[index % len(images)].boxes)
+
+
+@pytest.mark.parametrize("shape", [(1, 5000), (5000, 1), (3, 100000)])
+def test_haar_thin_image_gives_no_face(shape):
+    detections = HaarDetector().detect(np.full(shape, 128, np.uint8))
+
+    assert len(detections) == 0

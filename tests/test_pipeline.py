@@ -206,3 +206,32 @@ def test_annotate_in_place_rejects_view(ssd_pipeline, paper_images):
 
     with pytest.raises(ValueError, match="copy=True"):
         annotate(image[..., ::-1], result, copy=False)
+
+
+def test_run_takes_single_path_as_one_input(ssd_pipeline, paper_images):
+    outcomes = list(ssd_pipeline.run(paper_images / "happy" / "1-2.jpg"))
+
+    assert len(outcomes) == 1
+    assert len(outcomes[0].result) == 3
+
+
+def test_run_takes_single_array_as_one_input(ssd_pipeline, paper_images):
+    outcomes = list(ssd_pipeline.run(read_image(paper_images / "happy" / "1-2.jpg")))
+
+    assert len(outcomes) == 1
+    assert len(outcomes[0].result) == 3
+
+
+def test_none_image_names_imread(ssd_pipeline):
+    with pytest.raises(ImageReadError, match="cv2.imread returns None"):
+        ssd_pipeline(None)
+
+
+def test_float_frame_classified_like_uint8(ssd_pipeline, paper_images):
+    image = read_image(paper_images / "happy" / "1-2.jpg")
+    detections = [ssd_pipeline.detector.detect(image)]
+
+    expected = ssd_pipeline.classify([image], detections)[0]
+    received = ssd_pipeline.classify([image.astype(np.float32) / 255.0], detections)[0]
+
+    np.testing.assert_allclose(received.probabilities, expected.probabilities, atol=1e-5)

@@ -87,3 +87,42 @@ def test_result_rejects_mismatched_rows():
 
 def test_result_index_with_empty_list():
     assert len(_result()[[]]) == 0
+
+
+def _two_face_result() -> PipelineResult:
+    return PipelineResult(
+        boxes=[[0, 0, 10, 10], [20, 20, 40, 40]],
+        scores=[0.9, 0.8],
+        probabilities=[[0.7, 0.3], [0.2, 0.8]],
+        class_names=("happy", "sad"),
+        image_size=(50, 50),
+    )
+
+
+def test_results_with_equal_arrays_are_equal():
+    import copy
+
+    result = _two_face_result()
+
+    assert result == copy.deepcopy(result)
+    assert PipelineResult.empty(["happy", "sad"], (5, 5)) == PipelineResult.empty(["happy", "sad"], (5, 5))
+    assert result[:1] != result
+
+
+def test_results_differing_in_one_value_are_unequal():
+    changed = _two_face_result()
+    changed.probabilities[0] = [0.6, 0.4]
+
+    assert changed != _two_face_result()
+
+
+def test_detections_compare_by_values():
+    boxes, scores = np.array([[1, 2, 3, 4]]), np.array([0.5])
+
+    assert Detections(boxes, scores) == Detections(boxes.copy(), scores.copy())
+    assert Detections(boxes, scores) != Detections.empty()
+
+
+def test_result_rejects_wrong_probability_columns():
+    with pytest.raises(ValueError, match=r"shape \(N, 2\)"):
+        PipelineResult(boxes=[[0, 0, 1, 1]], scores=[1.0], probabilities=[[0.2, 0.3, 0.5]], class_names=("a", "b"), image_size=(2, 2))

@@ -161,3 +161,14 @@ def test_decreasing_timestamp_rejected():
 def test_invalid_tracker_options_rejected(options, message):
     with pytest.raises(ValueError, match=message):
         FaceTracker(**options)
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -1.0])
+def test_time_constant_must_be_finite_and_positive(value):
+    with pytest.raises(ValueError, match="finite time_constant"):
+        FaceTracker(time_constant=value)
+
+
+def test_max_age_nan_rejected():
+    with pytest.raises(ValueError, match="max_age"):
+        FaceTracker(max_age=math.nan)

@@ -420,3 +420,41 @@ def test_cli_video_missing_source_exit_code(clips, tmp_path, capsys):
 
     assert code == 1
     assert "Video file not found" in capsys.readouterr().err
+
+
+def test_output_over_source_rejected(pipeline, clips, tmp_path):
+    source = tmp_path / "clip.avi"
+    source.write_bytes(clips["one_face"].read_bytes())
+    size = source.stat().st_size
+
+    with pytest.raises(VideoWriteError, match="input video"):
+        pipeline.process_video(source, csv_path=source)
+
+    assert source.stat().st_size == size
+
+
+def test_two_outputs_on_one_file_rejected(pipeline, clips, tmp_path):
+    with pytest.raises(VideoWriteError, match="also the CSV path"):
+        pipeline.process_video(clips["one_face"], csv_path=tmp_path / "faces.txt", jsonl_path=tmp_path / "faces.txt")
+
+
+def test_output_folder_rejected_before_reading(pipeline, clips, tmp_path):
+    with pytest.raises(VideoWriteError, match="is a folder"):
+        pipeline.process_video(clips["one_face"], csv_path=tmp_path)
+
+
+def test_source_none_rejected(pipeline):
+    with pytest.raises(VideoReadError, match="received None"):
+        pipeline.process_video(None)
+
+
+def test_fractional_every_rejected(pipeline, clips):
+    with pytest.raises(ValueError, match="integer every"):
+        pipeline.process_video(clips["one_face"], every=2.5)
+
+
+def test_cli_video_rejects_nan_smoothing(clips, capsys):
+    code = main(["video", str(clips["one_face"]), "--smoothing", "nan"])
+
+    assert code == 2
+    assert "--smoothing must be a finite number" in capsys.readouterr().err

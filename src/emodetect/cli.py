@@ -19,6 +19,8 @@ logger = logging.getLogger("emodetect.cli")
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+"""Exit status after Ctrl-C, as shells report a process ended by SIGINT (128 + 2)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,6 +109,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_FAILED
 
 
+def _check_json_target(target: Path, inputs: Sequence[Path]) -> None:
+    """Raise `ValueError` before any work when the JSON file could not be written or would replace an input."""
+    if target.is_dir():
+        raise ValueError(f"--json must name a file, received the folder '{target}'. Add a file name, such as {target / 'faces.json'}.")
+    resolved = target.resolve()
+    for path in inputs:
+        if path.resolve() == resolved:
+            raise ValueError(f"--json '{target}' is one of the input images and would be overwritten. Choose another file name.")
+
+
 def _expand_inputs(paths: Sequence[Path], exclude: Optional[Path] = None) -> list[Path]:
     """List the image files of the given files and folders.
 
@@ -156,8 +168,11 @@ def run_detect(arguments: argparse.Namespace) -> int:
         raise ValueError(f"--threshold must be in [0, 1], received {arguments.threshold}.")
 
     inputs = _expand_inputs(arguments.images, exclude=arguments.output)
+    json_to_stdout = str(arguments.json_file) == "-"
+    if arguments.json_file and not json_to_stdout:
+        _check_json_target(arguments.json_file, inputs)
     # With the JSON on stdout, the per-image lines go to stderr so stdout stays parseable.
-    report = sys.stderr if str(arguments.json_file) == "-" else sys.stdout
+    report = sys.stderr if json_to_stdout else sys.stdout
     pipeline = Pipeline(detector=arguments.detector, classifier=arguments.classifier, confidence_threshold=arguments.threshold)
     if arguments.output:
         arguments.output.mkdir(parents=True, exist_ok=True)
@@ -168,41 +183,49 @@ def run_detect(arguments: argparse.Namespace) -> int:
     output_folder = arguments.output.resolve() if arguments.output else None
     used_names = {path.name for path in inputs if output_folder is not None and path.resolve().parent == output_folder}
     show_progress = len(inputs) > 20 and sys.stderr.isatty()
-    for position, outcome in enumerate(pipeline.run(inputs, skip_errors=True, keep_images=bool(arguments.output)), start=1):
-        if show_progress:
-            print(f"\r{position}/{len(inputs)} images", end="", file=sys.stderr, flush=True)
-        if outcome.error is not None or outcome.result is None:
-            failed.append(outcome.source)
-            records.append({"source": outcome.source, "error": str(outcome.error)})
-            continue
-
-        result = outcome.result
-        records.append(result.to_dict())
-        labels = ", ".join(f"{label} {score:.2f}" for label, score in zip(result.labels, result.confidences))
-        print(f"{outcome.source}: {len(result)} face{'s' if len(result) != 1 else ''}" + (f" ({labels})" if labels else ""), file=report)
-
-        if arguments.output and outcome.image is not None:
-            target = arguments.output / _annotated_name(Path(outcome.source), used_names)
-            if not cv2.imwrite(str(target), annotate(outcome.image, result, copy=False)):
+    interrupted = False
+    try:
+        for position, outcome in enumerate(pipeline.run(inputs, skip_errors=True, keep_images=bool(arguments.output)), start=1):
+            if show_progress:
+                print(f"\r{position}/{len(inputs)} images", end="", file=sys.stderr, flush=True)
+            if outcome.error is not None or outcome.result is None:
                 failed.append(outcome.source)
-                logger.error("Cannot write annotated image %s", target)
+                records.append({"source": outcome.source, "error": str(outcome.error)})
+                continue
+
+            result = outcome.result
+            records.append(result.to_dict())
+            labels = ", ".join(f"{label} {score:.2f}" for label, score in zip(result.labels, result.confidences))
+            print(f"{outcome.source}: {len(result)} face{'s' if len(result) != 1 else ''}" + (f" ({labels})" if labels else ""), file=report)
+
+            if arguments.output and outcome.image is not None:
+                target = arguments.output / _annotated_name(Path(outcome.source), used_names)
+                if not cv2.imwrite(str(target), annotate(outcome.image, result, copy=False)):
+                    failed.append(outcome.source)
+                    logger.error("Cannot write annotated image %s", target)
+    except KeyboardInterrupt:
+        # The images done so far still get their JSON record, so a long run stopped with Ctrl-C loses nothing.
+        interrupted = True
     if show_progress:
         print(file=sys.stderr)
 
     if arguments.json_file:
         text = json.dumps({"detector": pipeline.detector.name, "results": records}, indent=2)
-        if str(arguments.json_file) == "-":
+        if json_to_stdout:
             print(text)
         else:
             arguments.json_file.parent.mkdir(parents=True, exist_ok=True)
             arguments.json_file.write_text(text + "\n", encoding="utf-8")
 
     faces = sum(len(record.get("faces", [])) for record in records)
+    stopped = f", stopped by Ctrl-C after {len(records)} images" if interrupted else ""
     print(
-        f"{len(inputs) - len(failed)} of {len(inputs)} images processed, {faces} faces found "
-        f"(detector {pipeline.detector.name}, classifier {', '.join(pipeline.class_names)}).",
+        f"{len(records) - len(failed)} of {len(inputs)} images processed, {faces} faces found "
+        f"(detector {pipeline.detector.name}, classifier {', '.join(pipeline.class_names)}{stopped}).",
         file=report,
     )
+    if interrupted:
+        return EXIT_INTERRUPTED
     if failed:
         print(f"emodetect: error: {len(failed)} inputs failed: {', '.join(failed)}", file=sys.stderr)
         return EXIT_FAILED

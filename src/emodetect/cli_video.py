@@ -7,6 +7,7 @@ pipeline only inside the handler.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -135,8 +136,8 @@ def run_video(arguments: argparse.Namespace) -> int:
         raise ValueError(f"--scan-every must be 1 or more, received {arguments.scan_every}.")
     if arguments.max_frames is not None and arguments.max_frames < 1:
         raise ValueError(f"--max-frames must be 1 or more, received {arguments.max_frames}.")
-    if arguments.smoothing < 0:
-        raise ValueError(f"--smoothing must be 0 or more seconds, received {arguments.smoothing}.")
+    if not (arguments.smoothing >= 0 and math.isfinite(arguments.smoothing)):
+        raise ValueError(f"--smoothing must be a finite number of seconds, 0 or more, received {arguments.smoothing}.")
 
     # Check the source before loading the models, so a mistyped path fails at once.
     is_camera = isinstance(parse_source(arguments.source), int)

@@ -182,6 +182,11 @@ def load_image(image: Union[PathLike, np.ndarray]) -> np.ndarray:
         return to_bgr(image)
     if isinstance(image, (str, os.PathLike)):
         return read_image(image)
+    if image is None:
+        raise ImageReadError(
+            "Expected a file path or a NumPy array, received None. cv2.imread returns None for a file it cannot "
+            "read: check that path, or pass the path itself for a clearer error."
+        )
     raise ImageReadError(f"Expected a file path or a NumPy array, received {type(image).__name__}.")
 
 
@@ -240,7 +245,9 @@ def prepare_faces(
     own normalisation.
 
     Args:
-        faces: Face crops, each a `uint8` array that is greyscale `(H, W)` / `(H, W, 1)` or BGR `(H, W, 3)`.
+        faces: A list of face crops, each greyscale `(H, W)` / `(H, W, 1)`, BGR `(H, W, 3)` or BGRA
+            `(H, W, 4)`. `uint8` crops are taken as 0-255; other pixel types are converted as `to_bgr`
+            converts them (`uint16` as 0-65535, floating point as 0.0-1.0).
         size: `(height, width)` of the model input.
         color_mode: `"grayscale"` for one channel or `"rgb"` for three channels in RGB order (the order
             Keras models are usually trained in).
@@ -249,18 +256,25 @@ def prepare_faces(
         `float32` array of shape `(N, height, width, C)` with values 0-255, `C` = 1 or 3.
 
     Raises:
-        ValueError: `color_mode` is not `"grayscale"` or `"rgb"`, or a crop is empty.
+        ValueError: `color_mode` is not `"grayscale"` or `"rgb"`.
+        ImageReadError: `faces` is one array instead of a list, or a crop is not an image array, is empty,
+            or has floating-point values above 1.0. It is also a `ValueError`.
     """
     if color_mode not in ("grayscale", "rgb"):
         raise ValueError(f"Expected color_mode 'grayscale' or 'rgb', received {color_mode!r}.")
+    # Iterating one crop would classify each of its pixel rows as a face.
+    if isinstance(faces, np.ndarray) and faces.ndim in (2, 3):
+        raise ImageReadError(
+            f"Expected a list of face crops, received one array of shape {faces.shape}. Wrap one crop in a "
+            f"list: [face]."
+        )
 
     height, width = int(size[0]), int(size[1])
     channels = 1 if color_mode == "grayscale" else 3
     batch = np.empty((len(faces), height, width, channels), dtype=np.float32)
 
     for index, face in enumerate(faces):
-        if face.size == 0:
-            raise ValueError(f"Face crop {index} is empty (shape {face.shape}).")
+        face = _check_face(face, index)
 
         is_grey = face.ndim == 2 or face.shape[2] == 1
         if color_mode == "grayscale":
@@ -273,3 +287,22 @@ def prepare_faces(
         batch[index] = resized.reshape(height, width, channels)
 
     return batch
+
+
+def _check_face(face: np.ndarray, index: int) -> np.ndarray:
+    """Return a face crop as a `uint8` greyscale or BGR array, or raise `ImageReadError` naming the crop."""
+    source = f"face crop {index}"
+    if not isinstance(face, np.ndarray):
+        raise ImageReadError(f"Expected a NumPy array for {source}, received {type(face).__name__}.")
+    if face.ndim not in (2, 3) or (face.ndim == 3 and face.shape[2] not in (1, 3, 4)):
+        raise ImageReadError(
+            f"Expected {source} of shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), received shape {face.shape}."
+        )
+    if face.size == 0:
+        raise ImageReadError(f"Face crop {index} is empty (shape {face.shape}).")
+
+    if face.dtype != np.uint8:
+        face = _to_uint8(face, source)
+    if face.ndim == 3 and face.shape[2] == 4:
+        face = cv2.cvtColor(face, cv2.COLOR_BGRA2BGR)
+    return face

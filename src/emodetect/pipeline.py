@@ -13,7 +13,7 @@ import numpy as np
 from emodetect.classifiers import EmotionClassifier, create_classifier
 from emodetect.detectors import Detector, create_detector
 from emodetect.errors import EmodetectError, WeightsError
-from emodetect.images import PathLike, crop_face, load_image
+from emodetect.images import PathLike, crop_face, load_image, to_bgr
 from emodetect.results import Detections, PipelineResult
 from emodetect.stream import DEFAULT_SCAN_EVERY
 from emodetect.tracking import DEFAULT_TIME_CONSTANT
@@ -141,7 +141,7 @@ class Pipeline:
             ImageReadError: An input cannot be read; no result is returned for the others. Use `run` to
                 skip unreadable inputs instead.
         """
-        single = isinstance(images, (str, bytes, os.PathLike, np.ndarray))
+        single = _is_single_input(images)
         items: Sequence[ImageInput] = [images] if single else list(images)  # type: ignore[list-item]
 
         results = []
@@ -159,7 +159,9 @@ class Pipeline:
         """Process many images lazily, in batches, yielding one outcome per input in input order.
 
         Args:
-            images: Paths or BGR arrays.
+            images: Paths or BGR arrays. A single path or array counts as one input, and so does a value
+                that is not iterable, such as the `None` that `cv2.imread` returns for a missing file, which
+                then fails to load.
             skip_errors: Yield an outcome holding the error for an unreadable input and go on; with `False`
                 the error is raised.
             keep_images: Keep each decoded BGR image in its outcome, for drawing.
@@ -167,6 +169,9 @@ class Pipeline:
         Yields:
             One `ItemOutcome` per input.
         """
+        if _is_single_input(images):
+            images = [images]  # type: ignore[list-item]
+
         batch: list[tuple[str, ImageInput]] = []
         for item in images:
             batch.append((_describe(item), item))
@@ -204,7 +209,8 @@ class Pipeline:
         """Classify the faces at given boxes, all images' faces in one classifier call.
 
         Args:
-            images: BGR `uint8` images.
+            images: BGR `uint8` images. Greyscale, BGRA and other pixel types are converted as `to_bgr`
+                converts them, so that the crops match what the detector saw.
             detections: The boxes of each image.
 
         Returns:
@@ -215,6 +221,10 @@ class Pipeline:
         """
         if len(images) != len(detections):
             raise ValueError(f"Expected one Detections per image, received {len(images)} images and {len(detections)}.")
+
+        # Detectors convert their input with to_bgr, so a float or uint16 frame cropped as it is would give
+        # the classifier other pixel values than the detector saw.
+        images = [to_bgr(image) for image in images]
 
         # Boxes from a plugin detector or from the caller may leave the image. Clipping them as the built-in
         # detectors do keeps every crop inside the image's pixels.
@@ -284,7 +294,8 @@ class Pipeline:
 
         Raises:
             VideoReadError: The source cannot be opened.
-            VideoWriteError: The output suffix is not supported.
+            VideoWriteError: The output suffix is not supported, or an output path is the source video,
+                another output's path or a folder.
 
         Examples:
             >>> pipeline = Pipeline()  # doctest: +SKIP
@@ -339,3 +350,11 @@ class Pipeline:
 
     def __repr__(self) -> str:
         return f"Pipeline(detector={self.detector!r}, classifier={self.classifier!r})"
+
+
+def _is_single_input(images: object) -> bool:
+    """Return whether `images` is one input (a path, an array or a non-iterable value), not a list of them."""
+    # Iterating a path would yield its characters, and iterating an array its rows.
+    if isinstance(images, (str, bytes, os.PathLike, np.ndarray)):
+        return True
+    return not isinstance(images, Iterable)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Optional, Union
 
 import numpy as np
@@ -31,7 +31,20 @@ def _as_index(index: Index) -> Union[slice, np.ndarray]:
     return selected.astype(np.intp) if selected.size == 0 else selected
 
 
-@dataclass
+def _fields_equal(first: object, second: object) -> bool:
+    """Compare two dataclass objects field by field, arrays by shape and values."""
+    for item in fields(first):  # type: ignore[arg-type]
+        value, other_value = getattr(first, item.name), getattr(second, item.name)
+        if isinstance(value, np.ndarray) or isinstance(other_value, np.ndarray):
+            if not np.array_equal(value, other_value):
+                return False
+        elif value != other_value:
+            return False
+    return True
+
+
+# The generated __eq__ would compare NumPy arrays with ==, whose element-wise result has no truth value.
+@dataclass(eq=False)
 class Detections:
     """Face boxes found in one image.
 
@@ -76,6 +89,15 @@ class Detections:
         keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
         return cls(boxes[keep], np.asarray(scores, dtype=np.float32).reshape(-1)[keep])
 
+    def __eq__(self, other: object) -> bool:
+        """Return whether `other` is a `Detections` with the same boxes and scores."""
+        if not isinstance(other, Detections):
+            return NotImplemented
+        return _fields_equal(self, other)
+
+    # Mutable arrays could change an equal object's hash later, so results are unhashable, as with eq=True.
+    __hash__ = None  # type: ignore[assignment]
+
     def __len__(self) -> int:
         return len(self.boxes)
 
@@ -89,7 +111,7 @@ class Detections:
         return (self.boxes[:, 2] - self.boxes[:, 0]) * (self.boxes[:, 3] - self.boxes[:, 1])
 
 
-@dataclass
+@dataclass(eq=False)
 class PipelineResult:
     """Every face found in one image, with its box, detector score, label and class probabilities.
 
@@ -115,7 +137,13 @@ class PipelineResult:
         self.boxes = np.asarray(self.boxes, dtype=np.float32).reshape(-1, 4)
         self.scores = np.asarray(self.scores, dtype=np.float32).reshape(-1)
         self.class_names = tuple(self.class_names)
-        self.probabilities = np.asarray(self.probabilities, dtype=np.float32).reshape(-1, len(self.class_names))
+        probabilities = np.asarray(self.probabilities, dtype=np.float32)
+        if probabilities.size and (probabilities.ndim != 2 or probabilities.shape[1] != len(self.class_names)):
+            raise ValueError(
+                f"Expected probabilities of shape (N, {len(self.class_names)}), one column per class of "
+                f"{list(self.class_names)}, received shape {probabilities.shape}."
+            )
+        self.probabilities = probabilities.reshape(-1, len(self.class_names))
         if len(self.track_ids) == 0 and len(self.boxes):
             self.track_ids = np.full(len(self.boxes), -1, dtype=np.int64)
         self.track_ids = np.asarray(self.track_ids, dtype=np.int64).reshape(-1)
@@ -133,6 +161,14 @@ class PipelineResult:
         return cls(
             np.zeros((0, 4)), np.zeros(0), np.zeros((0, len(class_names))), tuple(class_names), (image_size[0], image_size[1]), source
         )
+
+    def __eq__(self, other: object) -> bool:
+        """Return whether `other` is a `PipelineResult` with equal arrays and fields."""
+        if not isinstance(other, PipelineResult):
+            return NotImplemented
+        return _fields_equal(self, other)
+
+    __hash__ = None  # type: ignore[assignment]  # unhashable, as Detections
 
     def __len__(self) -> int:
         return len(self.boxes)

@@ -139,10 +139,13 @@ class FaceTracker:
     ) -> None:
         if not 0.0 < iou_threshold <= 1.0:
             raise ValueError(f"Expected iou_threshold in (0, 1], received {iou_threshold}.")
-        if max_age < 0:
+        # Written as "not >=" so that NaN, which fails every comparison, is rejected too.
+        if not max_age >= 0:
             raise ValueError(f"Expected max_age >= 0 seconds, received {max_age}.")
-        if time_constant < 0:
-            raise ValueError(f"Expected time_constant >= 0 seconds (0 turns smoothing off), received {time_constant}.")
+        if not (time_constant >= 0 and math.isfinite(time_constant)):
+            raise ValueError(
+                f"Expected a finite time_constant >= 0 seconds (0 turns smoothing off), received {time_constant}."
+            )
 
         self.iou_threshold = float(iou_threshold)
         self.max_age = float(max_age)

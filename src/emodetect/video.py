@@ -153,7 +153,7 @@ def parse_source(source: VideoSource) -> Union[int, Path]:
     Raises:
         VideoReadError: The file does not exist or is a folder, or the camera index is negative.
     """
-    if isinstance(source, bool):
+    if isinstance(source, bool) or not isinstance(source, (int, np.integer, str, os.PathLike)):
         raise VideoReadError(f"Expected a camera index or a video file path, received {source!r}.")
     if isinstance(source, (int, np.integer)) or (isinstance(source, str) and source.isdigit()):
         index = int(source)
@@ -456,6 +456,31 @@ class _Outputs:
         self.files = []
 
 
+def _check_output_paths(source: Union[int, Path], outputs: _Outputs) -> None:
+    """Raise `VideoWriteError` when an output file is the source video or another output file.
+
+    The outputs are opened for writing while the source is still being read, so either would destroy a file.
+    """
+    named = [
+        ("annotated video", outputs.video_path, "annotated.mp4"),
+        ("CSV", outputs.csv_path, "faces.csv"),
+        ("JSON Lines", outputs.jsonl_path, "faces.jsonl"),
+    ]
+    seen: dict[Path, str] = {} if isinstance(source, int) else {source.resolve(): "input video"}
+    for kind, path, example in named:
+        if path is None:
+            continue
+        resolved = path.resolve()
+        if resolved in seen:
+            raise VideoWriteError(
+                f"The {kind} path '{path}' is also the {seen[resolved]}, which writing it would destroy. "
+                f"Choose another file name."
+            )
+        if resolved.is_dir():
+            raise VideoWriteError(f"The {kind} path '{path}' is a folder. Add a file name, such as '{path / example}'.")
+        seen[resolved] = f"{kind} path"
+
+
 class VideoProcessor:
     """Run a pipeline over a video file or a camera, frame by frame.
 
@@ -486,7 +511,8 @@ class VideoProcessor:
 
     Raises:
         VideoReadError: The source cannot be opened.
-        VideoWriteError: The output suffix is not supported.
+        VideoWriteError: The output suffix is not supported, or an output path is the source video, another
+            output's path or a folder.
         ValueError: `every`, `scan_every` or `max_frames` is below 1.
     """
 
@@ -505,8 +531,8 @@ class VideoProcessor:
         keep_frames: bool = False,
         scan_every: int = DEFAULT_SCAN_EVERY,
     ) -> None:
-        if every < 1:
-            raise ValueError(f"Expected every >= 1 (1 processes every frame), received {every}.")
+        if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
+            raise ValueError(f"Expected an integer every >= 1 (1 processes every frame), received {every!r}.")
         if max_frames is not None and max_frames < 1:
             raise ValueError(f"Expected max_frames >= 1 or None, received {max_frames}.")
         output_path = Path(output) if output is not None else None
@@ -527,6 +553,7 @@ class VideoProcessor:
             Path(csv_path) if csv_path is not None else None,
             Path(jsonl_path) if jsonl_path is not None else None,
         )
+        _check_output_paths(parse_source(source), self._outputs)
         self.reader = VideoReader(source)
         self.stats = VideoStats(frames_expected=self.reader.frame_count)
         self._started = False

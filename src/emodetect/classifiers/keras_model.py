@@ -131,10 +131,15 @@ class KerasEmotionClassifier(EmotionClassifier):
         return cls(model, metadata, **kwargs)
 
     def predict_proba(self, faces: Sequence[np.ndarray]) -> np.ndarray:
-        """Classify face crops (BGR `(H, W, 3)` or greyscale `(H, W)` `uint8` arrays of any size).
+        """Classify a list of face crops of any size: BGR `(H, W, 3)` or greyscale `(H, W)` arrays.
+
+        `uint8` crops are taken as 0-255; `prepare_faces` converts other pixel types.
 
         Returns:
             `float32` array of shape `(len(faces), len(class_names))`, rows summing to 1.
+
+        Raises:
+            ImageReadError: `faces` is one array instead of a list, or a crop is not a usable image.
         """
         if len(faces) == 0:
             return np.zeros((0, len(self.class_names)), dtype=np.float32)

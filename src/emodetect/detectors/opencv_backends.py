@@ -300,9 +300,12 @@ class HaarDetector(Detector):
         """Find faces in a BGR `uint8` image; see `Detector.detect`."""
         image = to_bgr(image)
         grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-        scale = min(1.0, self.max_side / max(grey.shape[:2]))
-        if scale < 1.0:
-            grey = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        height, width = grey.shape[:2]
+        scale = min(1.0, self.max_side / max(height, width))
+        # Each side keeps at least one pixel: in a very long, thin image the short side would round to 0.
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        if size != (width, height):
+            grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
         grey = cv2.equalizeHist(grey)
 
         with self._lock:
@@ -312,7 +315,9 @@ class HaarDetector(Detector):
         if len(found) == 0:
             return Detections.empty()
 
-        found = np.asarray(found, dtype=np.float32) / scale
+        found = np.asarray(found, dtype=np.float32) * np.array(
+            [width / size[0], height / size[1], width / size[0], height / size[1]], dtype=np.float32
+        )
         boxes = np.column_stack([found[:, 0], found[:, 1], found[:, 0] + found[:, 2], found[:, 1] + found[:, 3]])
         counts = np.asarray(neighbours, dtype=np.float32).reshape(-1)
         scores = counts / (counts + self.min_neighbors)
