@@ -226,3 +226,17 @@ def test_detect_interrupted_keeps_finished_records(ssd_home, paper_images, tmp_p
     assert code == 130
     assert [record["source"] for record in json.loads(json_file.read_text())["results"]] == photos[:2]
     assert "stopped by Ctrl-C after 2 images" in capsys.readouterr().out
+
+
+def test_detect_reports_broken_link_in_folder(ssd_home, paper_images, tmp_path, capsys):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "1-2.jpg").write_bytes((paper_images / "happy" / "1-2.jpg").read_bytes())
+    (folder / "gone.jpg").symlink_to(tmp_path / "deleted.jpg")
+
+    code = main(["detect", str(folder)])
+
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "1 of 2 images processed" in captured.out
+    assert "gone.jpg" in captured.err

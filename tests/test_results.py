@@ -126,3 +126,21 @@ def test_detections_compare_by_values():
 def test_result_rejects_wrong_probability_columns():
     with pytest.raises(ValueError, match=r"shape \(N, 2\)"):
         PipelineResult(boxes=[[0, 0, 1, 1]], scores=[1.0], probabilities=[[0.2, 0.3, 0.5]], class_names=("a", "b"), image_size=(2, 2))
+
+
+def test_result_from_json_restores_result():
+    result = _two_face_result()
+    result.track_ids = np.array([3, -1])
+    result.source = "photo.jpg"
+
+    restored = PipelineResult.from_json(result.to_json())
+
+    assert restored == result
+
+
+def test_result_from_dict_names_missing_key():
+    data = _two_face_result().to_dict()
+    del data["faces"][0]["probabilities"]["sad"]
+
+    with pytest.raises(ValueError, match="lacks 'sad'"):
+        PipelineResult.from_dict(data)

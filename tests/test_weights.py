@@ -172,3 +172,11 @@ def test_offline_variable_values(monkeypatch, value, offline):
     monkeypatch.setenv("EMODETECT_OFFLINE", value)
 
     assert weights.is_offline() is offline
+
+
+def test_import_from_file_asks_for_folder(tmp_path):
+    file = tmp_path / "opencv_face_detector.pbtxt"
+    file.write_text("not a folder")
+
+    with pytest.raises(WeightsError, match="received the file"):
+        weights.import_weights(file)

@@ -132,10 +132,12 @@ def _expand_inputs(paths: Sequence[Path], exclude: Optional[Path] = None) -> lis
     for path in paths:
         if path.is_dir():
             skip = excluded if excluded is not None and excluded != path.resolve() else None
+            # A broken link with an image suffix is kept, so that it is reported as unreadable instead of
+            # vanishing from the run without a word.
             found = sorted(
                 child
                 for child in path.rglob("*")
-                if child.is_file()
+                if (child.is_file() or (child.is_symlink() and not child.exists()))
                 and child.suffix.lower() in IMAGE_SUFFIXES
                 and (skip is None or skip not in child.resolve().parents)
             )

@@ -11,7 +11,7 @@ clipped to the image, and boxes with zero area after clipping are dropped.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, Optional, Union
 
@@ -234,3 +234,52 @@ class PipelineResult:
     def to_json(self, indent: Optional[int] = 2) -> str:
         """Return `to_dict()` as a JSON string."""
         return json.dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "PipelineResult":
+        """Rebuild a result from `to_dict()` output, such as one record of `emodetect detect --json`.
+
+        `to_dict` rounds boxes to 0.1 pixel and scores and probabilities to 4 decimals, so the rebuilt
+        arrays equal the original ones to that precision.
+
+        Args:
+            data: A dict with `image_size`, `class_names` and `faces`, and optionally `source`.
+
+        Returns:
+            The result, with `track_ids` of -1 for faces that have no `track_id`.
+
+        Raises:
+            ValueError: A key is missing, or a face lacks the probability of a class.
+
+        Examples:
+            >>> result = PipelineResult([[1, 2, 30, 40]], [0.9], [[0.8, 0.2]], ("happy", "sad"), (100, 120))
+            >>> PipelineResult.from_dict(result.to_dict()) == result
+            True
+        """
+        try:
+            class_names = tuple(data["class_names"])
+            size = data["image_size"]
+            faces = data["faces"]
+            boxes = [face["box"] for face in faces]
+            scores = [face["detection_score"] for face in faces]
+            probabilities = [[face["probabilities"][name] for name in class_names] for face in faces]
+        except (KeyError, TypeError) as error:
+            raise ValueError(
+                f"Expected a dict as PipelineResult.to_dict returns it (image_size, class_names, faces with box, "
+                f"detection_score and probabilities), which lacks {error}."
+            ) from None
+        track_ids = [face.get("track_id", -1) for face in faces]
+        return cls(
+            np.array(boxes, np.float32).reshape(-1, 4),
+            np.array(scores, np.float32),
+            np.array(probabilities, np.float32).reshape(-1, len(class_names)),
+            class_names,
+            (size["height"], size["width"]),
+            data.get("source"),
+            np.array(track_ids, np.int64),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> "PipelineResult":
+        """Rebuild a result from `to_json()` output; see `from_dict`."""
+        return cls.from_dict(json.loads(text))

@@ -224,9 +224,14 @@ def import_weights(folder: Union[str, "os.PathLike[str]"]) -> ImportReport:
         The report of what was imported, skipped and rejected.
 
     Raises:
-        WeightsError: The folder does not exist.
+        WeightsError: The folder does not exist or is a file.
     """
     folder = Path(folder)
+    if folder.is_file():
+        raise WeightsError(
+            f"Expected a folder containing {sorted(REGISTRY)}, received the file '{folder}'. Pass the folder that "
+            f"contains it."
+        )
     if not folder.is_dir():
         raise WeightsError(f"Weights folder not found: '{folder}'. Expected a folder holding {sorted(REGISTRY)}.")
 
