@@ -202,7 +202,7 @@ def split_dataset(
 
     With `groups`, such as `duplicate_groups` returns, the files of one group stay in one part, so one
     picture saved twice is never both trained on and tested. A group counts for the class of its first
-    file in path order, and goes to the part in which the middle of its files falls in the shuffled order,
+    file in path order. It goes to the part in which the middle of its files falls in the shuffled order,
     so the parts' sizes come out close to the fractions but not exact.
 
     Args:
@@ -229,14 +229,7 @@ def split_dataset(
     fractions = [float(value) for value in fractions]
     if any(value < 0 for value in fractions) or abs(sum(fractions) - 1.0) > 1e-6:
         raise ValueError(f"Expected non-negative fractions that sum to 1, received {fractions}.")
-    group_ids = np.arange(len(dataset)) if groups is None else np.asarray(groups).reshape(-1)
-    if len(group_ids) != len(dataset):
-        raise ValueError(f"Expected one group id per file ({len(dataset)}), received {len(group_ids)}.")
-
-    # Sorting first makes the split independent of the order the file system listed the files in.
-    members: dict[int, list[int]] = {}
-    for index in np.argsort([str(path) for path in dataset.files], kind="stable"):
-        members.setdefault(int(group_ids[index]), []).append(int(index))
+    members = _group_members(dataset, groups)
 
     generator = np.random.default_rng(seed)
     parts: list[list[int]] = [[] for _ in fractions]
@@ -358,14 +351,7 @@ def fold_dataset(
         >>> [len(part) for part in fold_dataset(files, folds=3)]
         [4, 3, 3]
     """
-    group_ids = np.arange(len(dataset)) if groups is None else np.asarray(groups).reshape(-1)
-    if len(group_ids) != len(dataset):
-        raise ValueError(f"Expected one group id per file ({len(dataset)}), received {len(group_ids)}.")
-
-    # Sorting first makes the folds independent of the order the file system listed the files in.
-    members: dict[int, list[int]] = {}
-    for index in np.argsort([str(path) for path in dataset.files], kind="stable"):
-        members.setdefault(int(group_ids[index]), []).append(int(index))
+    members = _group_members(dataset, groups)
     if not 2 <= folds <= len(members):
         raise ValueError(
             f"Expected folds between 2 and the number of files or groups of files ({len(members)}), received {folds}."
@@ -382,6 +368,24 @@ def fold_dataset(
             dealt += 1
 
     return [dataset.subset(sorted(part)) for part in parts]
+
+
+def _group_members(dataset: FileDataset, groups: Optional[Sequence[int]]) -> dict[int, list[int]]:
+    """Map each group id to its file indices, groups and files in path order; `None` gives one group per file.
+
+    Sorting by path makes splits and folds independent of the order the file system listed the files in.
+
+    Raises:
+        ValueError: `groups` does not have one id per file.
+    """
+    group_ids = np.arange(len(dataset)) if groups is None else np.asarray(groups).reshape(-1)
+    if len(group_ids) != len(dataset):
+        raise ValueError(f"Expected one group id per file ({len(dataset)}), received {len(group_ids)}.")
+
+    members: dict[int, list[int]] = {}
+    for index in np.argsort([str(path) for path in dataset.files], kind="stable"):
+        members.setdefault(int(group_ids[index]), []).append(int(index))
+    return members
 
 
 def load_arrays(
