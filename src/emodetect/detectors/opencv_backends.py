@@ -302,10 +302,16 @@ class HaarDetector(Detector):
         grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         height, width = grey.shape[:2]
         scale = min(1.0, self.max_side / max(height, width))
-        # Each side keeps at least one pixel: in a very long, thin image the short side would round to 0.
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        if size != (width, height):
-            grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+        scale_x = scale_y = scale
+        if scale < 1.0:
+            if min(height, width) * scale >= 1.0:
+                grey = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+            else:
+                # In a very long, thin image the short side would shrink to no pixel, which cv2.resize
+                # rejects, so that side keeps one pixel.
+                size = (max(1, round(width * scale)), max(1, round(height * scale)))
+                grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+                scale_x, scale_y = size[0] / width, size[1] / height
         grey = cv2.equalizeHist(grey)
 
         with self._lock:
@@ -315,9 +321,7 @@ class HaarDetector(Detector):
         if len(found) == 0:
             return Detections.empty()
 
-        found = np.asarray(found, dtype=np.float32) * np.array(
-            [width / size[0], height / size[1], width / size[0], height / size[1]], dtype=np.float32
-        )
+        found = np.asarray(found, dtype=np.float32) / np.array([scale_x, scale_y, scale_x, scale_y], dtype=np.float32)
         boxes = np.column_stack([found[:, 0], found[:, 1], found[:, 0] + found[:, 2], found[:, 1] + found[:, 3]])
         counts = np.asarray(neighbours, dtype=np.float32).reshape(-1)
         scores = counts / (counts + self.min_neighbors)
