@@ -247,3 +247,19 @@ def test_crop_that_is_no_image_rejected(happy_sad, crop):
 
     with pytest.raises(ImageReadError, match="face crop 0"):
         happy_sad.predict_proba([crop])
+
+
+def test_stack_of_grey_crops_classified(happy_sad, fer_val):
+    faces = [read_image(path)[..., 0] for path in sorted((fer_val / "sad").iterdir())[:3]]
+
+    probabilities = happy_sad.predict_proba(np.stack(faces))
+
+    np.testing.assert_allclose(probabilities, happy_sad.predict_proba(faces), atol=1e-6)
+
+
+@pytest.mark.parametrize("faces", [None, "face.png"], ids=["none", "path"])
+def test_crops_that_are_no_list_rejected(happy_sad, faces):
+    from emodetect.errors import ImageReadError
+
+    with pytest.raises(ImageReadError, match="Expected a list of face crops"):
+        happy_sad.predict_proba(faces)

@@ -240,3 +240,35 @@ def test_detect_reports_broken_link_in_folder(ssd_home, paper_images, tmp_path, 
     assert code == 1
     assert "1 of 2 images processed" in captured.out
     assert "gone.jpg" in captured.err
+
+
+def test_detect_reports_link_loop_in_folder(ssd_home, paper_images, tmp_path, capsys):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "1-2.jpg").write_bytes((paper_images / "happy" / "1-2.jpg").read_bytes())
+    (folder / "loop.jpg").symlink_to(folder / "loop.jpg")
+
+    code = main(["detect", str(folder), "--output", str(tmp_path / "out"), "--json", str(tmp_path / "faces.json")])
+
+    assert code == 1
+    assert "loop.jpg" in capsys.readouterr().err
+    assert (tmp_path / "out" / "1-2.jpg").is_file()
+
+
+def test_detect_json_on_output_folder_rejected(ssd_home, paper_images, tmp_path, capsys):
+    output = tmp_path / "out"
+
+    code = main(["detect", str(paper_images / "happy" / "1-2.jpg"), "--output", str(output), "--json", str(output)])
+
+    assert code == 2
+    assert "must name a file" in capsys.readouterr().err
+
+
+def test_detect_json_under_a_file_rejected(ssd_home, paper_images, tmp_path, capsys):
+    blocking = tmp_path / "notes.txt"
+    blocking.write_text("a file")
+
+    code = main(["detect", str(paper_images / "happy" / "1-2.jpg"), "--json", str(blocking / "faces.json")])
+
+    assert code == 2
+    assert "is a file, not a folder" in capsys.readouterr().err

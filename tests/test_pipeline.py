@@ -235,3 +235,11 @@ def test_float_frame_classified_like_uint8(ssd_pipeline, paper_images):
     received = ssd_pipeline.classify([image.astype(np.float32) / 255.0], detections)[0]
 
     np.testing.assert_allclose(received.probabilities, expected.probabilities, atol=1e-5)
+
+
+def test_run_takes_4d_array_as_stack(ssd_pipeline, paper_images):
+    image = read_image(paper_images / "happy" / "1-2.jpg")
+
+    outcomes = list(ssd_pipeline.run(np.stack([image, image])))
+
+    assert [len(outcome.result) for outcome in outcomes] == [3, 3]

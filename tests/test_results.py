@@ -144,3 +144,35 @@ def test_result_from_dict_names_missing_key():
 
     with pytest.raises(ValueError, match="lacks 'sad'"):
         PipelineResult.from_dict(data)
+
+
+def test_result_from_json_keeps_rounded_values():
+    result = _two_face_result()
+    result.probabilities = np.array([[0.123456, 0.876544], [0.5, 0.5]], np.float32)
+
+    restored = PipelineResult.from_json(result.to_json())
+
+    np.testing.assert_allclose(restored.probabilities, result.probabilities, atol=1e-4)
+    np.testing.assert_allclose(restored.boxes, result.boxes, atol=0.05)
+
+
+def test_result_from_dict_rejects_short_box():
+    data = _two_face_result().to_dict()
+    data["faces"][0]["box"] = [1, 2, 3]
+
+    with pytest.raises(ValueError, match=r"boxes of \[3, 4\] numbers"):
+        PipelineResult.from_dict(data)
+
+
+def test_result_from_dict_names_missing_image_size():
+    data = _two_face_result().to_dict()
+    del data["image_size"]
+
+    with pytest.raises(ValueError, match="lacks 'image_size'"):
+        PipelineResult.from_dict(data)
+
+
+def test_result_takes_one_face_probabilities_as_row():
+    result = PipelineResult(boxes=[[0, 0, 1, 1]], scores=[1.0], probabilities=[0.8, 0.2], class_names=("a", "b"), image_size=(2, 2))
+
+    assert result.probabilities.shape == (1, 2)

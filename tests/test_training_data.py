@@ -374,3 +374,26 @@ def test_load_folds_warns_about_conflicting_copies(fer_val, tmp_path, caplog):
     assert fold_of["same-picture.png"] == fold_of[duplicate.name]
     assert "filed under different classes" in caplog.text
     assert "same-picture.png" in caplog.text
+
+
+@pytest.mark.parametrize("recorded, grouped", [(None, False), (False, False), (True, True)])
+def test_evaluate_subset_splits_as_training_recorded(fer_val, tmp_path, monkeypatch, recorded, grouped):
+    from emodetect.training import workflow
+
+    root, _ = _folder_with_copies(fer_val, tmp_path)
+    model, metadata = workflow.load_base_model("happy-sad")
+    if recorded is not None:
+        metadata.extra.setdefault("training", {})["group_duplicates"] = recorded
+    calls = []
+    real_split = workflow.split_dataset
+
+    def recording_split(files, fractions, seed=0, groups=None):
+        calls.append(groups)
+        return real_split(files, fractions, seed=seed, groups=groups)
+
+    monkeypatch.setattr(workflow, "split_dataset", recording_split)
+
+    workflow.evaluate_folder((model, metadata), root, subset="test")
+
+    assert len(calls) == 1
+    assert (calls[0] is not None) is grouped

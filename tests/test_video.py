@@ -458,3 +458,8 @@ def test_cli_video_rejects_nan_smoothing(clips, capsys):
 
     assert code == 2
     assert "--smoothing must be a finite number" in capsys.readouterr().err
+
+
+def test_fractional_max_frames_rejected(pipeline, clips):
+    with pytest.raises(ValueError, match="integer max_frames"):
+        pipeline.process_video(clips["one_face"], max_frames=2.5)

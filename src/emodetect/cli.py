@@ -109,13 +109,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_FAILED
 
 
-def _check_json_target(target: Path, inputs: Sequence[Path]) -> None:
+def _check_json_target(target: Path, inputs: Sequence[Path], output: Optional[Path]) -> None:
     """Raise `ValueError` before any work when the JSON file could not be written or would replace an input."""
-    if target.is_dir():
+    from emodetect.images import resolve_path
+
+    resolved = resolve_path(target)
+    if target.is_dir() or (output is not None and resolved == resolve_path(output)):
         raise ValueError(f"--json must name a file, received the folder '{target}'. Add a file name, such as {target / 'faces.json'}.")
-    resolved = target.resolve()
+    blocking = next((parent for parent in target.parents if parent.exists() and not parent.is_dir()), None)
+    if blocking is not None:
+        raise ValueError(f"--json '{target}' cannot be written, because '{blocking}' is a file, not a folder.")
     for path in inputs:
-        if path.resolve() == resolved:
+        if resolve_path(path) == resolved:
             raise ValueError(f"--json '{target}' is one of the input images and would be overwritten. Choose another file name.")
 
 
@@ -125,13 +130,13 @@ def _expand_inputs(paths: Sequence[Path], exclude: Optional[Path] = None) -> lis
     Files inside `exclude` (the output folder) are left out when it is nested in an input folder, so a second
     run does not annotate the annotated copies. An output folder that is itself an input folder is kept.
     """
-    from emodetect.images import IMAGE_SUFFIXES
+    from emodetect.images import IMAGE_SUFFIXES, resolve_path
 
-    excluded = exclude.resolve() if exclude is not None else None
+    excluded = resolve_path(exclude) if exclude is not None else None
     expanded: list[Path] = []
     for path in paths:
         if path.is_dir():
-            skip = excluded if excluded is not None and excluded != path.resolve() else None
+            skip = excluded if excluded is not None and excluded != resolve_path(path) else None
             # A broken link with an image suffix is kept, so that it is reported as unreadable instead of
             # vanishing from the run without a word.
             found = sorted(
@@ -139,7 +144,7 @@ def _expand_inputs(paths: Sequence[Path], exclude: Optional[Path] = None) -> lis
                 for child in path.rglob("*")
                 if (child.is_file() or (child.is_symlink() and not child.exists()))
                 and child.suffix.lower() in IMAGE_SUFFIXES
-                and (skip is None or skip not in child.resolve().parents)
+                and (skip is None or skip not in resolve_path(child).parents)
             )
             if not found:
                 logger.warning("No image files found in folder %s", path)
@@ -164,6 +169,7 @@ def run_detect(arguments: argparse.Namespace) -> int:
     import cv2
 
     from emodetect.drawing import annotate
+    from emodetect.images import resolve_path
     from emodetect.pipeline import Pipeline
 
     if arguments.threshold is not None and not 0.0 <= arguments.threshold <= 1.0:
@@ -172,7 +178,7 @@ def run_detect(arguments: argparse.Namespace) -> int:
     inputs = _expand_inputs(arguments.images, exclude=arguments.output)
     json_to_stdout = str(arguments.json_file) == "-"
     if arguments.json_file and not json_to_stdout:
-        _check_json_target(arguments.json_file, inputs)
+        _check_json_target(arguments.json_file, inputs, arguments.output)
     # With the JSON on stdout, the per-image lines go to stderr so stdout stays parseable.
     report = sys.stderr if json_to_stdout else sys.stdout
     pipeline = Pipeline(detector=arguments.detector, classifier=arguments.classifier, confidence_threshold=arguments.threshold)
@@ -182,8 +188,8 @@ def run_detect(arguments: argparse.Namespace) -> int:
     records: list[dict[str, Any]] = []
     failed: list[str] = []
     # Names of inputs that sit in the output folder are taken, so an annotated copy never overwrites its input.
-    output_folder = arguments.output.resolve() if arguments.output else None
-    used_names = {path.name for path in inputs if output_folder is not None and path.resolve().parent == output_folder}
+    output_folder = resolve_path(arguments.output) if arguments.output else None
+    used_names = {path.name for path in inputs if output_folder is not None and resolve_path(path).parent == output_folder}
     show_progress = len(inputs) > 20 and sys.stderr.isatty()
     interrupted = False
     try:

@@ -102,7 +102,7 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
         "same --seed, --split and --split-by-file",
     )
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the split, with --subset (default: 0)")
-    _add_split_argument(evaluate)
+    _add_split_argument(evaluate, evaluating=True)
     evaluate.add_argument("--plots", type=Path, metavar="DIR", help="write confusion.png here")
     evaluate.add_argument("--json", type=Path, dest="json_file", metavar="FILE", help="write the metrics as JSON ('-' for stdout)")
     evaluate.set_defaults(handler=run_evaluate)
@@ -125,7 +125,7 @@ def _add_face_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_split_argument(parser: argparse.ArgumentParser) -> None:
+def _add_split_argument(parser: argparse.ArgumentParser, evaluating: bool = False) -> None:
     parser.add_argument(
         "--split",
         type=float,
@@ -134,12 +134,19 @@ def _add_split_argument(parser: argparse.ArgumentParser) -> None:
         metavar=("TRAIN", "VALIDATION", "TEST"),
         help="shares of each class in the three parts, summing to 1 (default: 0.7 0.2 0.1)",
     )
+    by_file_help = (
+        "split files as they are; by default near-duplicate files (one picture at other sizes or "
+        "compressions) stay in one part"
+    )
+    if evaluating:
+        by_file_help = "split files as they are; by default the split groups near-duplicates as the model's training did"
     parser.add_argument(
         "--split-by-file",
         dest="group_duplicates",
-        action="store_false",
-        help="split files as they are; by default near-duplicate files (one picture at other sizes or "
-        "compressions) stay in one part",
+        action="store_const",
+        const=False,
+        default=None if evaluating else True,
+        help=by_file_help,
     )
 
 

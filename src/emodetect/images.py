@@ -34,6 +34,18 @@ _JPEG_START = b"\xff\xd8"
 _JPEG_END = b"\xff\xd9"
 
 
+def resolve_path(path: Path) -> Path:
+    """Return the absolute path of `path` with links resolved, or only made absolute for a link loop.
+
+    `Path.resolve` raises on a symbolic link that points to itself. Callers compare paths to tell whether
+    two names mean one file, and a loop is no file at all, so its absolute name is enough.
+    """
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError):
+        return path.absolute()
+
+
 def read_image(path: PathLike) -> np.ndarray:
     """Read an image file into a BGR `uint8` array.
 
@@ -262,12 +274,7 @@ def prepare_faces(
     """
     if color_mode not in ("grayscale", "rgb"):
         raise ValueError(f"Expected color_mode 'grayscale' or 'rgb', received {color_mode!r}.")
-    # Iterating one crop would classify each of its pixel rows as a face.
-    if isinstance(faces, np.ndarray) and faces.ndim in (2, 3):
-        raise ImageReadError(
-            f"Expected a list of face crops, received one array of shape {faces.shape}. Wrap one crop in a "
-            f"list: [face]."
-        )
+    check_face_list(faces)
 
     height, width = int(size[0]), int(size[1])
     channels = 1 if color_mode == "grayscale" else 3
@@ -287,6 +294,26 @@ def prepare_faces(
         batch[index] = resized.reshape(height, width, channels)
 
     return batch
+
+
+def check_face_list(faces: object) -> None:
+    """Raise `ImageReadError` when `faces` is not a list (or stacked array) of face crops.
+
+    Iterating one crop would classify each of its pixel rows as a face, and a path or `None` is no list.
+    An array of shape `(N, H, W)` or `(N, H, W, C)` is taken as N stacked crops, unless its last axis has
+    1, 3 or 4 channels and it has three axes, which is one crop.
+    """
+    one_crop = isinstance(faces, np.ndarray) and (faces.ndim == 2 or (faces.ndim == 3 and faces.shape[2] in (1, 3, 4)))
+    if one_crop:
+        raise ImageReadError(
+            f"Expected a list of face crops, received one array of shape {faces.shape}. Wrap one crop in a "
+            f"list: [face]."
+        )
+    if faces is None or isinstance(faces, (str, bytes, os.PathLike)) or not isinstance(faces, (Sequence, np.ndarray)):
+        raise ImageReadError(
+            f"Expected a list of face crops (NumPy arrays), received {type(faces).__name__}. Read image files "
+            f"with emodetect.load_image first."
+        )
 
 
 def _check_face(face: np.ndarray, index: int) -> np.ndarray:

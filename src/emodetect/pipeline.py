@@ -141,7 +141,8 @@ class Pipeline:
             ImageReadError: An input cannot be read; no result is returned for the others. Use `run` to
                 skip unreadable inputs instead.
         """
-        single = _is_single_input(images)
+        # A 4-D array is one input here too, so that it fails as a bad image instead of returning a list.
+        single = isinstance(images, np.ndarray) or _is_single_input(images)
         items: Sequence[ImageInput] = [images] if single else list(images)  # type: ignore[list-item]
 
         results = []
@@ -159,9 +160,9 @@ class Pipeline:
         """Process many images lazily, in batches, yielding one outcome per input in input order.
 
         Args:
-            images: Paths or BGR arrays. A single path or array counts as one input, and so does a value
-                that is not iterable, such as the `None` that `cv2.imread` returns for a missing file, which
-                then fails to load.
+            images: Paths or BGR arrays, or a 4-D array of stacked images. A single path or image array
+                counts as one input, and so does a value that is not iterable, such as the `None` that
+                `cv2.imread` returns for a missing file, which then fails to load.
             skip_errors: Yield an outcome holding the error for an unreadable input and go on; with `False`
                 the error is raised.
             keep_images: Keep each decoded BGR image in its outcome, for drawing.
@@ -353,8 +354,11 @@ class Pipeline:
 
 
 def _is_single_input(images: object) -> bool:
-    """Return whether `images` is one input (a path, an array or a non-iterable value), not a list of them."""
-    # Iterating a path would yield its characters, and iterating an array its rows.
-    if isinstance(images, (str, bytes, os.PathLike, np.ndarray)):
+    """Return whether `images` is one input (a path, an image array or a non-iterable value), not several."""
+    # Iterating a path would yield its characters, and iterating an image array its rows. A 4-D array is a
+    # stack of images, and iterating it yields each image.
+    if isinstance(images, (str, bytes, os.PathLike)):
         return True
+    if isinstance(images, np.ndarray):
+        return images.ndim != 4
     return not isinstance(images, Iterable)

@@ -138,6 +138,8 @@ class PipelineResult:
         self.scores = np.asarray(self.scores, dtype=np.float32).reshape(-1)
         self.class_names = tuple(self.class_names)
         probabilities = np.asarray(self.probabilities, dtype=np.float32)
+        if probabilities.ndim == 1 and probabilities.size == len(self.class_names):
+            probabilities = probabilities.reshape(1, -1)  # the row of a single face
         if probabilities.size and (probabilities.ndim != 2 or probabilities.shape[1] != len(self.class_names)):
             raise ValueError(
                 f"Expected probabilities of shape (N, {len(self.class_names)}), one column per class of "
@@ -256,25 +258,31 @@ class PipelineResult:
             >>> PipelineResult.from_dict(result.to_dict()) == result
             True
         """
+        expected = (
+            "Expected a dict as PipelineResult.to_dict returns it: image_size with height and width, class_names, "
+            "and faces, each with a box of 4 numbers, a detection_score and probabilities of every class"
+        )
         try:
             class_names = tuple(data["class_names"])
-            size = data["image_size"]
+            height, width = data["image_size"]["height"], data["image_size"]["width"]
             faces = data["faces"]
-            boxes = [face["box"] for face in faces]
-            scores = [face["detection_score"] for face in faces]
-            probabilities = [[face["probabilities"][name] for name in class_names] for face in faces]
-        except (KeyError, TypeError) as error:
-            raise ValueError(
-                f"Expected a dict as PipelineResult.to_dict returns it (image_size, class_names, faces with box, "
-                f"detection_score and probabilities), which lacks {error}."
-            ) from None
-        track_ids = [face.get("track_id", -1) for face in faces]
+            boxes = [[float(value) for value in face["box"]] for face in faces]
+            scores = [float(face["detection_score"]) for face in faces]
+            probabilities = [[float(face["probabilities"][name]) for name in class_names] for face in faces]
+            track_ids = [int(face.get("track_id", -1)) for face in faces]
+        except KeyError as error:
+            raise ValueError(f"{expected}. This one lacks {error}.") from None
+        except (TypeError, ValueError, AttributeError) as error:
+            raise ValueError(f"{expected}. Reading it failed: {error}.") from None
+        if any(len(box) != 4 for box in boxes):
+            raise ValueError(f"{expected}. Received boxes of {sorted({len(box) for box in boxes})} numbers.")
+
         return cls(
             np.array(boxes, np.float32).reshape(-1, 4),
             np.array(scores, np.float32),
             np.array(probabilities, np.float32).reshape(-1, len(class_names)),
             class_names,
-            (size["height"], size["width"]),
+            (height, width),
             data.get("source"),
             np.array(track_ids, np.int64),
         )

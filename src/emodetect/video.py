@@ -40,6 +40,7 @@ import numpy as np
 
 from emodetect.drawing import annotate
 from emodetect.errors import EmodetectError
+from emodetect.images import resolve_path
 from emodetect.results import PipelineResult
 from emodetect.stream import DEFAULT_SCAN_EVERY, StreamProcessor
 from emodetect.tracking import DEFAULT_TIME_CONSTANT
@@ -466,11 +467,11 @@ def _check_output_paths(source: Union[int, Path], outputs: _Outputs) -> None:
         ("CSV", outputs.csv_path, "faces.csv"),
         ("JSON Lines", outputs.jsonl_path, "faces.jsonl"),
     ]
-    seen: dict[Path, str] = {} if isinstance(source, int) else {source.resolve(): "input video"}
+    seen: dict[Path, str] = {} if isinstance(source, int) else {resolve_path(source): "input video"}
     for kind, path, example in named:
         if path is None:
             continue
-        resolved = path.resolve()
+        resolved = resolve_path(path)
         if resolved in seen:
             raise VideoWriteError(
                 f"The {kind} path '{path}' is also the {seen[resolved]}, which writing it would destroy. "
@@ -533,8 +534,10 @@ class VideoProcessor:
     ) -> None:
         if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
             raise ValueError(f"Expected an integer every >= 1 (1 processes every frame), received {every!r}.")
-        if max_frames is not None and max_frames < 1:
-            raise ValueError(f"Expected max_frames >= 1 or None, received {max_frames}.")
+        if max_frames is not None and (
+            isinstance(max_frames, bool) or not isinstance(max_frames, (int, np.integer)) or max_frames < 1
+        ):
+            raise ValueError(f"Expected an integer max_frames >= 1 or None, received {max_frames!r}.")
         output_path = Path(output) if output is not None else None
         if output_path is not None and output_path.suffix.lower() not in OUTPUT_CODECS:
             raise VideoWriteError(

@@ -15,7 +15,7 @@ import numpy as np
 from emodetect.classifiers.base import CLASSIFIERS, EmotionClassifier
 from emodetect.classifiers.opencv_net import build_opencv_net, run_opencv_net
 from emodetect.errors import ModelNotFoundError
-from emodetect.images import prepare_faces
+from emodetect.images import check_face_list, prepare_faces
 from emodetect.model_io import ModelMetadata, load_model
 
 logger = logging.getLogger(__name__)
@@ -141,6 +141,7 @@ class KerasEmotionClassifier(EmotionClassifier):
         Raises:
             ImageReadError: `faces` is one array instead of a list, or a crop is not a usable image.
         """
+        check_face_list(faces)
         if len(faces) == 0:
             return np.zeros((0, len(self.class_names)), dtype=np.float32)
 

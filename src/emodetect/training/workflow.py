@@ -342,8 +342,9 @@ def train_from_folder(
     """Train a new network, or fine-tune a saved one, on a class folder and test it on a held-out part.
 
     The folder is split once by file (`split_dataset`), so no image, and no face of one photo, is in two
-    parts. Near-duplicate files stay in one part too, unless `group_duplicates` is false. The model trains on the training part, the validation part drives early stopping, checkpoints
-    and the `val_*` curves, and the test part is used only for the final report.
+    parts. Near-duplicate files stay in one part too, unless `group_duplicates` is false. The model trains
+    on the training part, the validation part drives early stopping, checkpoints and the `val_*` curves,
+    and the test part is used only for the final report.
 
     Args:
         data_dir: Folder with one sub-folder per class.
@@ -467,7 +468,7 @@ def evaluate_folder(
     subset: str = "all",
     fractions: Sequence[float] = DEFAULT_FRACTIONS,
     seed: int = 0,
-    group_duplicates: bool = True,
+    group_duplicates: Optional[bool] = None,
 ) -> dict[str, Any]:
     """Evaluate a model on a class folder whose sub-folders are matched to the model's classes by name.
 
@@ -482,8 +483,9 @@ def evaluate_folder(
             the split that `train_from_folder` makes with the same `fractions` and `seed`.
         fractions: Train, validation and test shares, for `subset`.
         seed: Seed of the split, for `subset`.
-        group_duplicates: Keep near-duplicate files in one part, for `subset`, as `train_from_folder` does
-            by default.
+        group_duplicates: Keep near-duplicate files in one part, for `subset`. `None` repeats what the
+            model's training recorded in `extra["training"]["group_duplicates"]`, and splits by file for a
+            model without that record (trained before the setting existed, or not by `train_from_folder`).
 
     Returns:
         The `classification_report` dict (accuracy, balanced accuracy, per-class precision, recall, F1 and
@@ -515,6 +517,8 @@ def evaluate_folder(
     if subset == "all":
         parts = [files]
     else:
+        if group_duplicates is None:
+            group_duplicates = bool(metadata.extra.get("training", {}).get("group_duplicates", False))
         parts = split_dataset(files, fractions, seed=seed, groups=_groups(files, group_duplicates))
         parts = [parts[SUBSETS.index(subset) - 1]]
     loaded = _make_loader(metadata, faces)(parts[0])
