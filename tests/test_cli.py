@@ -150,7 +150,7 @@ def test_detect_with_missing_model_file_fails_cleanly(paper_images, tmp_path, ca
     assert "Model file not found" in capsys.readouterr().err
 
 
-def test_detect_json_into_folder_fails_before_work(ssd_home, paper_images, tmp_path, capsys):
+def test_detect_json_folder_fails_early(ssd_home, paper_images, tmp_path, capsys):
     code = main(["detect", str(paper_images / "happy" / "1-2.jpg"), "--json", str(tmp_path)])
 
     captured = capsys.readouterr()

@@ -118,7 +118,7 @@ def test_haar_downscales_large_images_and_maps_boxes_back(paper_images):
     assert widest.boxes[0, 2] - widest.boxes[0, 0] > 500
 
 
-def test_haar_shrunk_photo_keeps_its_single_face(paper_images):
+def test_haar_shrunk_photo_keeps_one_face(paper_images):
     # 804x1280: shrunk by the same factor on both axes, the search finds one face. Shrunk to a rounded
     # size instead, it found three.
     detections = HaarDetector().detect(read_image(paper_images / "happy" / "1902540.jpg"))

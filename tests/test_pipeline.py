@@ -208,14 +208,14 @@ def test_annotate_in_place_rejects_view(ssd_pipeline, paper_images):
         annotate(image[..., ::-1], result, copy=False)
 
 
-def test_run_takes_single_path_as_one_input(ssd_pipeline, paper_images):
+def test_run_single_path_one_outcome(ssd_pipeline, paper_images):
     outcomes = list(ssd_pipeline.run(paper_images / "happy" / "1-2.jpg"))
 
     assert len(outcomes) == 1
     assert len(outcomes[0].result) == 3
 
 
-def test_run_takes_single_array_as_one_input(ssd_pipeline, paper_images):
+def test_run_single_array_one_outcome(ssd_pipeline, paper_images):
     outcomes = list(ssd_pipeline.run(read_image(paper_images / "happy" / "1-2.jpg")))
 
     assert len(outcomes) == 1

@@ -109,7 +109,7 @@ def test_results_with_equal_arrays_are_equal():
     assert result[:1] != result
 
 
-def test_results_differing_in_one_value_are_unequal():
+def test_results_differing_value_unequal():
     changed = _two_face_result()
     changed.probabilities[0] = [0.6, 0.4]
 
@@ -164,7 +164,7 @@ def test_result_from_dict_rejects_short_box():
         PipelineResult.from_dict(data)
 
 
-def test_result_from_dict_names_missing_image_size():
+def test_from_dict_names_missing_image_size():
     data = _two_face_result().to_dict()
     del data["image_size"]
 
@@ -172,7 +172,7 @@ def test_result_from_dict_names_missing_image_size():
         PipelineResult.from_dict(data)
 
 
-def test_result_takes_one_face_probabilities_as_row():
+def test_result_takes_flat_probability_row():
     result = PipelineResult(boxes=[[0, 0, 1, 1]], scores=[1.0], probabilities=[0.8, 0.2], class_names=("a", "b"), image_size=(2, 2))
 
     assert result.probabilities.shape == (1, 2)

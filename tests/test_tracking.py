@@ -164,7 +164,7 @@ def test_invalid_tracker_options_rejected(options, message):
 
 
 @pytest.mark.parametrize("value", [math.nan, math.inf, -1.0])
-def test_time_constant_must_be_finite_and_positive(value):
+def test_time_constant_rejects_nan_inf_negative(value):
     with pytest.raises(ValueError, match="finite time_constant"):
         FaceTracker(time_constant=value)
 

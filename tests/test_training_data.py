@@ -109,7 +109,7 @@ def _folder_with_copies(fer_val: Path, tmp_path: Path) -> tuple[Path, dict[str, 
     return root, copies
 
 
-def test_load_splits_keep_copies_in_one_part(fer_val, tmp_path):
+def test_load_splits_keep_copies_together(fer_val, tmp_path):
     root, copies = _folder_with_copies(fer_val, tmp_path)
     metadata = ModelMetadata(class_names=["happy", "sad"], input_size=(48, 48), color_mode="grayscale")
 
@@ -121,7 +121,7 @@ def test_load_splits_keep_copies_in_one_part(fer_val, tmp_path):
             assert part_of[copy] == part_of[original]
 
 
-def test_load_splits_by_file_can_separate_copies(fer_val, tmp_path):
+def test_split_by_file_separates_copies(fer_val, tmp_path):
     root, copies = _folder_with_copies(fer_val, tmp_path)
     metadata = ModelMetadata(class_names=["happy", "sad"], input_size=(48, 48), color_mode="grayscale")
 
